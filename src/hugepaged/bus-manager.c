@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.hugepaged1.Manager at /org/hugepaged1: parses and bounds the arguments, calls the core, replies. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus.h"
+#include "build-config.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "util.h"
+
+int bus_message_get_uid(sd_bus_message *m, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        return sd_bus_creds_get_euid(creds, ret);
+}
+
+typedef struct ReserveOptions {
+        uint32_t *nodes;
+        size_t n_nodes;
+        bool has_nodes;
+        NodeBytes *node_bytes;
+        size_t n_node_bytes;
+        bool has_node_bytes;
+        const char *lifetime;
+        uint32_t pid;
+        bool has_pid;
+} ReserveOptions;
+
+static void reserve_options_done(ReserveOptions *o) {
+        free(o->nodes);
+        free(o->node_bytes);
+}
+
+static int read_variant_type(sd_bus_message *m, const char *key, const char *want, sd_bus_error *error) {
+        const char *contents;
+        char type;
+        int r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (type != SD_BUS_TYPE_VARIANT || !contents || !streq(contents, want))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "option '%s' must be of type '%s', not '%s'",
+                                         key, want, contents ? contents : "?");
+        return sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, want);
+}
+
+static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_error *error) {
+        unsigned n_keys = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv")) > 0) {
+                const char *key;
+
+                /* Bounded: there are four keys, so a long options array is an attack or a bug. */
+                if (++n_keys > 16)
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "too many options");
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+
+                if (streq(key, "nodes")) {
+                        const void *p;
+                        size_t sz;
+                        if (o->has_nodes)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "option 'nodes' given twice");
+                        r = read_variant_type(m, key, "au", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_array(m, 'u', &p, &sz);
+                        if (r < 0)
+                                return r;
+                        if (sz / sizeof(uint32_t) > NODE_MAX)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "option 'nodes' has more than %d entries", NODE_MAX);
+                        o->n_nodes = sz / sizeof(uint32_t);
+                        o->nodes = malloc(sz + 1);
+                        if (!o->nodes)
+                                return -ENOMEM;
+                        memcpy(o->nodes, p, sz);
+                        o->has_nodes = true;
+                } else if (streq(key, "node_bytes")) {
+                        if (o->has_node_bytes)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                        "option 'node_bytes' given twice");
+                        r = read_variant_type(m, key, "a(ut)", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ut)");
+                        if (r < 0)
+                                return r;
+                        o->has_node_bytes = true;
+                        for (;;) {
+                                uint32_t node;
+                                uint64_t bytes;
+                                r = sd_bus_message_read(m, "(ut)", &node, &bytes);
+                                if (r < 0)
+                                        return r;
+                                if (r == 0)
+                                        break;
+                                if (o->n_node_bytes >= NODE_MAX)
+                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                 "option 'node_bytes' has more than %d entries",
+                                                                 NODE_MAX);
+                                NodeBytes *t = realloc(o->node_bytes, (o->n_node_bytes + 1) * sizeof(*t));
+                                if (!t)
+                                        return -ENOMEM;
+                                o->node_bytes = t;
+                                t[o->n_node_bytes++] = (NodeBytes) { node, bytes };
+                        }
+                        r = sd_bus_message_exit_container(m);
+                        if (r < 0)
+                                return r;
+                } else if (streq(key, "lifetime")) {
+                        if (o->lifetime)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "option 'lifetime' given twice");
+                        r = read_variant_type(m, key, "s", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read(m, "s", &o->lifetime);
+                        if (r < 0)
+                                return r;
+                } else if (streq(key, "pid")) {
+                        if (o->has_pid)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "option 'pid' given twice");
+                        r = read_variant_type(m, key, "u", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read(m, "u", &o->pid);
+                        if (r < 0)
+                                return r;
+                        o->has_pid = true;
+                } else {
+                        char safe[64];
+                        size_t i;
+                        /* Echo the key back only as far as it is printable and short. */
+                        for (i = 0; key[i] && i < sizeof(safe) - 1; i++)
+                                safe[i] = (key[i] >= 0x20 && key[i] < 0x7f) ? key[i] : '?';
+                        safe[i] = '\0';
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown option '%s%s': expected nodes, node_bytes, lifetime or pid",
+                                                 safe, key[i] ? "..." : "");
+                }
+
+                r = sd_bus_message_exit_container(m); /* variant */
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m); /* dict entry */
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int method_reserve(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(reserve_options_done) ReserveOptions o = {};
+        Manager *m = userdata;
+        ReserveRequest req = {};
+        HpError e = {};
+        Reservation *res;
+        bool existed;
+        const char *name;
+        uint64_t page_size, bytes;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_message_read(message, "stt", &name, &page_size, &bytes);
+        if (r < 0)
+                return r;
+        if (!reservation_name_is_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "invalid reservation name: use 1 to %d characters from A-Z a-z 0-9 . _ : @ + -",
+                                         RESERVATION_NAME_MAX);
+        r = parse_reserve_options(message, &o, error);
+        if (r < 0)
+                return r;
+
+        r = bus_message_get_uid(message, &uid);
+        if (r < 0)
+                return r;
+
+        req = (ReserveRequest) {
+                .name = name,
+                .page_size = page_size,
+                .bytes = bytes,
+                .nodes = o.nodes,
+                .n_nodes = o.n_nodes,
+                .has_nodes = o.has_nodes,
+                .node_bytes = o.node_bytes,
+                .n_node_bytes = o.n_node_bytes,
+                .has_node_bytes = o.has_node_bytes,
+                .lifetime = o.lifetime ? lifetime_from_string(o.lifetime) : LIFETIME_EXPLICIT,
+                .pid = o.pid,
+                .has_pid = o.has_pid,
+                .uid = uid,
+                .caller = sd_bus_message_get_sender(message),
+        };
+        if (req.lifetime < 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "invalid lifetime: expected explicit, caller or pid");
+
+        r = manager_refresh(m);
+        (void) r; /* a pool that can't be read is reported by the request that touches it */
+
+        r = manager_reserve(m, &req, &res, &existed, &e);
+        if (r < 0)
+                return e.code != HP_OK ? bus_error_from_hp(error, &e) : r;
+
+        if (!existed && res->lifetime == LIFETIME_CALLER) {
+                r = bus_reservation_track_caller(res);
+                if (r < 0) {
+                        HpError e2 = {};
+                        (void) manager_release(m, res, &e2);
+                        return sd_bus_error_set_errnof(error, r, "cannot track the caller: %m");
+                }
+        }
+        return sd_bus_reply_method_return(message, "o", res->path);
+}
+
+static Reservation *find_by_name(Manager *m, const char *name, sd_bus_error *error) {
+        Reservation *r;
+        if (!reservation_name_is_valid(name)) {
+                sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "invalid reservation name");
+                return NULL;
+        }
+        r = manager_find_reservation(m, name);
+        if (!r)
+                sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_RESERVATION, "no reservation named %s", name);
+        return r;
+}
+
+int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_error *error) {
+        HpError e = {};
+        uid_t uid;
+        int k;
+
+        k = bus_message_get_uid(message, &uid);
+        if (k < 0)
+                return k;
+        if (uid != 0 && uid != r->uid)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "reservation %s belongs to uid %u; only it or root may release it", r->name,
+                                         (unsigned) r->uid);
+        (void) manager_refresh(m);
+        k = manager_release(m, r, &e);
+        if (k < 0)
+                return bus_error_from_hp(error, &e);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static int method_release(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        Reservation *r;
+        const char *name;
+        int k;
+
+        k = sd_bus_message_read(message, "s", &name);
+        if (k < 0)
+                return k;
+        r = find_by_name(m, name, error);
+        if (!r)
+                return -EINVAL;
+        return bus_release(m, r, message, error);
+}
+
+static int method_get_reservation(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        Reservation *r;
+        const char *name;
+        int k;
+
+        k = sd_bus_message_read(message, "s", &name);
+        if (k < 0)
+                return k;
+        r = find_by_name(m, name, error);
+        if (!r)
+                return -EINVAL;
+        return sd_bus_reply_method_return(message, "o", r->path);
+}
+
+static int method_list_reservations(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sttuso)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_reservations; i++) {
+                Reservation *res = m->reservations[i];
+                r = sd_bus_message_append(reply, "(sttuso)", res->name, res->page_size, res->pages,
+                                          (uint32_t) res->uid, lifetime_to_string(res->lifetime), res->path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_pools(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        (void) manager_refresh(m);
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(tittttt)");
+        if (r < 0)
+                return r;
+        for (size_t s = 0; s < m->n_page_sizes; s++) {
+                uint64_t t[5];
+                manager_page_size_totals(m, m->page_sizes[s], t);
+                r = sd_bus_message_append(reply, "(tittttt)", m->page_sizes[s], (int32_t) -1, t[0], t[1], t[2], t[3],
+                                          t[4]);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < m->n_pools; i++) {
+                        Pool *p = m->pools[i];
+                        if (p->page_size != m->page_sizes[s])
+                                continue;
+                        r = sd_bus_message_append(reply, "(tittttt)", p->page_size, (int32_t) p->node, p->counts.nr,
+                                                  p->counts.free, p->counts.surplus, p->reserved, pool_floor(p));
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_default_page_size(sd_bus *bus, const char *path, const char *interface,
+                                          const char *property, sd_bus_message *reply, void *userdata,
+                                          sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "t", m->default_page_size);
+}
+
+static int property_get_page_sizes(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append_array(reply, 't', m->page_sizes, m->n_page_sizes * sizeof(uint64_t));
+}
+
+static int property_get_nodes(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append_array(reply, 'u', m->nodes, m->n_nodes * sizeof(uint32_t));
+}
+
+static int property_get_reserved_bytes(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "t", manager_reserved_bytes(m));
+}
+
+const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DefaultPageSize", "t", property_get_default_page_size, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("PageSizes", "at", property_get_page_sizes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Nodes", "au", property_get_nodes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ReservedBytes", "t", property_get_reserved_bytes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Reserve",
+                                SD_BUS_ARGS("s", name, "t", page_size, "t", bytes, "a{sv}", options),
+                                SD_BUS_RESULT("o", reservation),
+                                method_reserve,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_NO_RESULT,
+                                method_release,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetReservation",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_RESULT("o", reservation),
+                                method_get_reservation,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListReservations",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sttuso)", reservations),
+                                method_list_reservations,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPools",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(tittttt)", pools),
+                                method_list_pools,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static void on_reservation_added(Manager *m, Reservation *r) {
+        bus_reservation_emit_added(m, r);
+}
+
+static void on_reservation_removed(Manager *m, Reservation *r) {
+        bus_reservation_emit_removed(m, r);
+}
+
+int bus_register(Manager *m) {
+        int r;
+
+        r = sd_bus_error_add_map(hugepaged_error_map);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the error map: %m");
+        r = sd_bus_add_object_vtable(m->bus, NULL, BUS_PATH, "org.hugepaged1.Manager", manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the manager object: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_POOL_PREFIX, "org.hugepaged1.Pool", pool_vtable,
+                                       bus_pool_find, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the pool objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, BUS_POOL_PREFIX, bus_pool_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the pool enumerator: %m");
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_RESERVATION_PREFIX, "org.hugepaged1.Reservation",
+                                       reservation_vtable, bus_reservation_find, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the reservation objects: %m");
+        r = sd_bus_add_node_enumerator(m->bus, NULL, BUS_RESERVATION_PREFIX, bus_reservation_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the reservation enumerator: %m");
+        r = sd_bus_add_object_manager(m->bus, NULL, BUS_PATH);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the object manager: %m");
+
+        m->on_pools_changed = bus_emit_pools_changed;
+        m->on_reservation_added = on_reservation_added;
+        m->on_reservation_removed = on_reservation_removed;
+        m->emitted_reserved_bytes = manager_reserved_bytes(m);
+        return 0;
+}

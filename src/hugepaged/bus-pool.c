@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* org.hugepaged1.Pool objects: /org/hugepaged1/pool/<size>kB for all nodes, .../<size>kB/node<N> for one. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "util.h"
+
+/* Resolves a pool path. *ret_node is -1 for the all-node totals. */
+static int pool_path_parse(Manager *m, const char *path, uint64_t *ret_size, int64_t *ret_node) {
+        const char *p;
+        char *end;
+        unsigned long long kb, node;
+
+        if (!strneq(path, BUS_POOL_PREFIX "/", strlen(BUS_POOL_PREFIX "/")))
+                return 0;
+        p = path + strlen(BUS_POOL_PREFIX "/");
+        if (!(*p >= '1' && *p <= '9'))
+                return 0;
+        errno = 0;
+        kb = strtoull(p, &end, 10);
+        if (errno != 0 || !strneq(end, "kB", 2) || kb > UINT64_MAX / 1024)
+                return 0;
+        if (!manager_has_page_size(m, (uint64_t) kb * 1024))
+                return 0;
+        end += 2;
+        if (*end == '\0') {
+                *ret_size = kb * 1024;
+                *ret_node = -1;
+                return 1;
+        }
+        if (!strneq(end, "/node", 5) || !(end[5] >= '0' && end[5] <= '9') || (end[5] == '0' && end[6] != '\0'))
+                return 0;
+        p = end + 5;
+        node = strtoull(p, &end, 10);
+        if (*end != '\0' || node >= NODE_MAX || !manager_find_pool(m, kb * 1024, (uint32_t) node))
+                return 0;
+        *ret_size = kb * 1024;
+        *ret_node = (int64_t) node;
+        return 1;
+}
+
+int bus_pool_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                  sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t size;
+        int64_t node;
+
+        if (pool_path_parse(m, path, &size, &node) <= 0)
+                return 0;
+        *ret_found = m;
+        return 1;
+}
+
+int bus_pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        size_t n = m->n_page_sizes + m->n_pools, k = 0;
+        char **l = calloc(n + 1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_page_sizes; i++)
+                if (!(l[k++] = strdup(m->totals[i].path)))
+                        goto oom;
+        for (size_t i = 0; i < m->n_pools; i++)
+                if (!(l[k++] = strdup(m->pools[i]->path)))
+                        goto oom;
+        *ret_nodes = l;
+        return 0;
+oom:
+        strv_free(l);
+        return -ENOMEM;
+}
+
+enum { V_TOTAL, V_FREE, V_SURPLUS, V_RESERVED, V_FLOOR };
+
+static int pool_values(Manager *m, const char *path, uint64_t *ret_size, int64_t *ret_node, uint64_t v[5]) {
+        uint64_t size;
+        int64_t node;
+
+        if (pool_path_parse(m, path, &size, &node) <= 0)
+                return -ENOENT;
+        if (node < 0)
+                manager_page_size_totals(m, size, v);
+        else {
+                Pool *p = manager_find_pool(m, size, (uint32_t) node);
+                v[V_TOTAL] = p->counts.nr;
+                v[V_FREE] = p->counts.free;
+                v[V_SURPLUS] = p->counts.surplus;
+                v[V_RESERVED] = p->reserved;
+                v[V_FLOOR] = pool_floor(p);
+        }
+        *ret_size = size;
+        *ret_node = node;
+        return 0;
+}
+
+static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        static const char *const names[] = { "Total", "Free", "Surplus", "Reserved", "Floor" };
+        Manager *m = userdata;
+        uint64_t size, v[5];
+        int64_t node;
+        int r;
+
+        r = pool_values(m, path, &size, &node, v);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no pool at %s", path);
+        if (streq(property, "PageSize"))
+                return sd_bus_message_append(reply, "t", size);
+        if (streq(property, "Node"))
+                return sd_bus_message_append(reply, "i", (int32_t) node);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(property, names[i]))
+                        return sd_bus_message_append(reply, "t", v[i]);
+        return -EINVAL;
+}
+
+const sd_bus_vtable pool_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("PageSize", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Node", "i", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Total", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Free", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Surplus", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Reserved", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Floor", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
+/* Emits PropertiesChanged naming only the values that differ from what was last said. */
+static void emit_changed(Manager *m, const char *path, const uint64_t now[5], uint64_t last[5], bool *valid) {
+        static const char *const names[] = { "Total", "Free", "Surplus", "Reserved", "Floor" };
+        char *changed[6];
+        size_t n = 0;
+
+        for (size_t i = 0; i < 5; i++)
+                if (!*valid || now[i] != last[i])
+                        changed[n++] = (char *) names[i];
+        changed[n] = NULL;
+        memcpy(last, now, 5 * sizeof(uint64_t));
+        /* The first look only sets the baseline: nobody has been told anything yet. */
+        if (!*valid) {
+                *valid = true;
+                return;
+        }
+        if (n == 0 || !m->bus)
+                return;
+        int r = sd_bus_emit_properties_changed_strv(m->bus, path, "org.hugepaged1.Pool", changed);
+        if (r < 0)
+                log_debug_errno(r, "cannot emit PropertiesChanged for %s: %m", path);
+}
+
+void bus_emit_pools_changed(Manager *m) {
+        for (size_t i = 0; i < m->n_pools; i++) {
+                Pool *p = m->pools[i];
+                uint64_t now[5] = { p->counts.nr, p->counts.free, p->counts.surplus, p->reserved, pool_floor(p) };
+                uint64_t last[5] = { p->emitted_counts.nr, p->emitted_counts.free, p->emitted_counts.surplus,
+                                     p->emitted_reserved, p->emitted_floor };
+                emit_changed(m, p->path, now, last, &p->emitted_valid);
+                p->emitted_counts = (NodeCounts) { last[0], last[1], last[2] };
+                p->emitted_reserved = last[3];
+                p->emitted_floor = last[4];
+        }
+        for (size_t i = 0; i < m->n_page_sizes; i++) {
+                uint64_t now[5];
+                manager_page_size_totals(m, m->page_sizes[i], now);
+                emit_changed(m, m->totals[i].path, now, m->totals[i].emitted, &m->totals[i].emitted_valid);
+        }
+
+        uint64_t rb = manager_reserved_bytes(m);
+        if (rb != m->emitted_reserved_bytes && m->bus) {
+                m->emitted_reserved_bytes = rb;
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.hugepaged1.Manager", "ReservedBytes",
+                                                      NULL);
+        }
+}

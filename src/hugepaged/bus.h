@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon's D-Bus objects: registration, and the signals that follow state changes. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+
+#define BUS_NAME "org.hugepaged1"
+#define BUS_PATH "/org/hugepaged1"
+#define BUS_POOL_PREFIX "/org/hugepaged1/pool"
+#define BUS_RESERVATION_PREFIX "/org/hugepaged1/reservation"
+
+extern const sd_bus_vtable manager_vtable[];
+extern const sd_bus_vtable pool_vtable[];
+extern const sd_bus_vtable reservation_vtable[];
+
+/* Registers every object and hooks the manager's change callbacks up to signals. */
+int bus_register(Manager *m);
+
+int bus_pool_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                  sd_bus_error *error);
+int bus_pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
+void bus_emit_pools_changed(Manager *m);
+
+int bus_reservation_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                         sd_bus_error *error);
+int bus_reservation_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
+/* Ties a LIFETIME_CALLER reservation to its caller's connection. */
+int bus_reservation_track_caller(Reservation *r);
+void bus_reservation_emit_added(Manager *m, Reservation *r);
+void bus_reservation_emit_removed(Manager *m, Reservation *r);
+
+/* The uid of the sender of m. */
+int bus_message_get_uid(sd_bus_message *m, uid_t *ret);
+/* Releases r for the sender of message, if the sender may. */
+int bus_release(Manager *manager, Reservation *r, sd_bus_message *message, sd_bus_error *error);

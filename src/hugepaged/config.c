@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Configuration parsing with libinih. Values are checked here, so the rest of the daemon can trust them. */
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "util.h"
+
+#define DROPIN_MAX 256
+
+void config_init(Config *c) {
+        *c = (Config) {
+                .max_reservations = CONFIG_MAX_RESERVATIONS_DEFAULT,
+                .refresh_interval_usec = 10 * 1000000ULL,
+                .log_level = -1,
+                .alloc_attempts = 5,
+                .alloc_timeout_usec = 120 * 1000000ULL,
+                .compaction = true,
+        };
+}
+
+void config_done(Config *c) {
+        free(c->pools);
+        c->pools = NULL;
+        c->n_pools = 0;
+}
+
+typedef struct ParseContext {
+        Config *config;
+        char error[256];
+} ParseContext;
+
+static int parse_seconds(const char *v, uint64_t max_sec, uint64_t *ret_usec) {
+        uint64_t s;
+        int r = parse_u64(v, &s);
+        if (r < 0)
+                return r;
+        if (s > max_sec)
+                return -ERANGE;
+        *ret_usec = s * 1000000ULL;
+        return 0;
+}
+
+/* "[Pool 2M]" or "[Pool 2M node1]" or "[Pool 1G 1]". */
+static int parse_pool_section(const char *section, uint64_t *ret_size, int *ret_node) {
+        char size[32] = "", node[32] = "", extra[2] = "";
+        uint64_t ps;
+        int n = sscanf(section, "Pool %31s %31s %1s", size, node, extra);
+
+        if (n < 1 || n > 2)
+                return -EINVAL;
+        if (parse_size(size, &ps) < 0 || ps == 0 || (ps & (ps - 1)) != 0 || ps < 4096)
+                return -EINVAL;
+        *ret_size = ps;
+        *ret_node = CONFIG_NODE_ANY;
+        if (n == 2) {
+                uint32_t v;
+                const char *p = strncasecmp(node, "node", 4) == 0 ? node + 4 : node;
+                if (parse_u32(p, &v) < 0 || v >= NODE_MAX)
+                        return -EINVAL;
+                *ret_node = (int) v;
+        }
+        return 0;
+}
+
+static PoolConfig *config_pool(Config *c, uint64_t page_size, int node) {
+        for (size_t i = 0; i < c->n_pools; i++)
+                if (c->pools[i].page_size == page_size && c->pools[i].node == node)
+                        return &c->pools[i];
+        PoolConfig *t = realloc(c->pools, (c->n_pools + 1) * sizeof(*t));
+        if (!t)
+                return NULL;
+        c->pools = t;
+        c->pools[c->n_pools] = (PoolConfig) { .page_size = page_size, .node = node };
+        return &c->pools[c->n_pools++];
+}
+
+#define FAIL(ctx, ...)                                                                     \
+        ({                                                                                 \
+                if ((ctx)->error[0] == '\0')                                               \
+                        snprintf((ctx)->error, sizeof((ctx)->error), __VA_ARGS__);         \
+                0;                                                                         \
+        })
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+        ParseContext *ctx = user;
+        Config *c = ctx->config;
+        uint64_t u;
+
+        if (strcasecmp(section, "Daemon") == 0) {
+                if (strcasecmp(name, "MaxReservations") == 0) {
+                        if (parse_u64(value, &u) < 0 || u < 1 || u > CONFIG_MAX_RESERVATIONS_MAX)
+                                return FAIL(ctx, "MaxReservations=%s: expected 1..%u", value,
+                                            CONFIG_MAX_RESERVATIONS_MAX);
+                        c->max_reservations = (unsigned) u;
+                } else if (strcasecmp(name, "RefreshIntervalSec") == 0) {
+                        if (parse_seconds(value, 86400, &c->refresh_interval_usec) < 0)
+                                return FAIL(ctx, "RefreshIntervalSec=%s: expected 0..86400 seconds (0 = off)",
+                                            value);
+                } else if (strcasecmp(name, "LogLevel") == 0) {
+                        int l = log_level_from_string(value);
+                        if (l < 0)
+                                return FAIL(ctx, "LogLevel=%s: expected err, warning, notice, info or debug",
+                                            value);
+                        c->log_level = l;
+                } else
+                        log_warning("unknown key %s in section [%s], ignoring", name, section);
+        } else if (strcasecmp(section, "Allocation") == 0) {
+                if (strcasecmp(name, "MaxAttempts") == 0) {
+                        if (parse_u64(value, &u) < 0 || u < 1 || u > 100)
+                                return FAIL(ctx, "MaxAttempts=%s: expected 1..100", value);
+                        c->alloc_attempts = (unsigned) u;
+                } else if (strcasecmp(name, "TimeoutSec") == 0) {
+                        if (parse_seconds(value, 3600, &c->alloc_timeout_usec) < 0 ||
+                            c->alloc_timeout_usec == 0)
+                                return FAIL(ctx, "TimeoutSec=%s: expected 1..3600 seconds", value);
+                } else if (strcasecmp(name, "Compaction") == 0) {
+                        if (parse_bool(value, &c->compaction) < 0)
+                                return FAIL(ctx, "Compaction=%s: expected yes or no", value);
+                } else
+                        log_warning("unknown key %s in section [%s], ignoring", name, section);
+        } else if (strncasecmp(section, "Pool ", 5) == 0) {
+                uint64_t ps;
+                int node;
+                PoolConfig *p;
+
+                if (parse_pool_section(section, &ps, &node) < 0)
+                        return FAIL(ctx, "[%s]: expected [Pool SIZE] or [Pool SIZE nodeN], e.g. [Pool 2M node0]",
+                                    section);
+                p = config_pool(c, ps, node);
+                if (!p)
+                        return FAIL(ctx, "out of memory");
+                if (strcasecmp(name, "MinPages") == 0) {
+                        if (parse_u64(value, &p->min_pages) < 0)
+                                return FAIL(ctx, "MinPages=%s: expected a number of pages", value);
+                        p->has_min = true;
+                } else if (strcasecmp(name, "MaxPages") == 0) {
+                        if (parse_u64(value, &p->max_pages) < 0)
+                                return FAIL(ctx, "MaxPages=%s: expected a number of pages", value);
+                        p->has_max = true;
+                } else
+                        log_warning("unknown key %s in section [%s], ignoring", name, section);
+                if (p->has_min && p->has_max && p->min_pages > p->max_pages)
+                        return FAIL(ctx, "MinPages=%" PRIu64 " is above MaxPages=%" PRIu64, p->min_pages,
+                                    p->max_pages);
+        } else
+                return FAIL(ctx, "unknown section [%s]", section);
+        return 1;
+}
+
+static int config_load_one(Config *c, const char *path, bool must_exist) {
+        ParseContext ctx = { .config = c };
+        _cleanup_fclose_ FILE *f = NULL;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && !must_exist)
+                        return 0;
+                return log_error_errno(errno, "%s: cannot open configuration: %m", path);
+        }
+        r = ini_parse_file(f, handler, &ctx);
+        if (r < 0)
+                return log_error_errno(ENOMEM, "%s: cannot parse configuration: out of memory", path);
+        if (r > 0) {
+                log_error("%s:%d: %s", path, r, ctx.error[0] ? ctx.error : "syntax error");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int str_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int config_load(Config *c, const char *path, bool must_exist) {
+        _cleanup_free_ char *dir = NULL;
+        char *names[DROPIN_MAX];
+        size_t n = 0;
+        DIR *d;
+        struct dirent *de;
+        int r;
+
+        r = config_load_one(c, path, must_exist);
+        if (r < 0)
+                return r;
+
+        if (asprintf(&dir, "%s.d", path) < 0)
+                return log_error_errno(ENOMEM, "out of memory");
+        d = opendir(dir);
+        if (!d) {
+                if (errno == ENOENT || errno == ENOTDIR)
+                        return 0;
+                return log_error_errno(errno, "%s: cannot open drop-in directory: %m", dir);
+        }
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+                if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".conf"))
+                        continue;
+                if (n >= DROPIN_MAX) {
+                        log_warning("%s: more than %d drop-ins, ignoring the rest", dir, DROPIN_MAX);
+                        break;
+                }
+                names[n] = strdup(de->d_name);
+                if (!names[n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        qsort(names, n, sizeof(names[0]), str_cmp);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = NULL;
+                if (r >= 0) {
+                        if (asprintf(&p, "%s/%s", dir, names[i]) < 0)
+                                r = log_error_errno(ENOMEM, "out of memory");
+                        else
+                                r = config_load_one(c, p, true);
+                }
+                free(names[i]);
+        }
+        return r < 0 ? r : 0;
+}
+
+void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,
+                        uint64_t *ret_max) {
+        uint64_t min = 0, max = UINT64_MAX;
+        const PoolConfig *any = NULL, *own = NULL;
+
+        for (size_t i = 0; i < c->n_pools; i++) {
+                if (c->pools[i].page_size != page_size)
+                        continue;
+                if (c->pools[i].node == CONFIG_NODE_ANY)
+                        any = &c->pools[i];
+                else if ((uint32_t) c->pools[i].node == node)
+                        own = &c->pools[i];
+        }
+        if (any && any->has_min)
+                min = any->min_pages;
+        if (any && any->has_max)
+                max = any->max_pages;
+        if (own && own->has_min)
+                min = own->min_pages;
+        if (own && own->has_max)
+                max = own->max_pages;
+        *ret_min = min;
+        *ret_max = max;
+}

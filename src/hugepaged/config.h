@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon's configuration: hugepaged.conf and its .d/ drop-ins, parsed with libinih. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_NODE_ANY (-1)
+
+typedef struct PoolConfig {
+        uint64_t page_size;     /* bytes */
+        int node;               /* CONFIG_NODE_ANY: every node */
+        bool has_min, has_max;
+        uint64_t min_pages, max_pages;
+} PoolConfig;
+
+typedef struct Config {
+        unsigned max_reservations;
+        uint64_t refresh_interval_usec;
+        int log_level;                  /* -1: not set */
+        unsigned alloc_attempts;
+        uint64_t alloc_timeout_usec;
+        bool compaction;
+
+        PoolConfig *pools;
+        size_t n_pools;
+} Config;
+
+#define CONFIG_MAX_RESERVATIONS_DEFAULT 4096
+#define CONFIG_MAX_RESERVATIONS_MAX 1000000
+
+void config_init(Config *c);
+void config_done(Config *c);
+
+/* Loads path (missing is fine unless must_exist) and then every path.d/NAME.conf in lexical order,
+ * later files overriding earlier ones. On a bad file it logs "FILE:LINE: reason" and fails. */
+int config_load(Config *c, const char *path, bool must_exist);
+
+/* The pool limits that apply to (page_size, node): a node's own section beats the size-wide one. */
+void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,
+                        uint64_t *ret_max);

@@ -1,0 +1,1005 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager: discovery of pools, accounting of Floor and Reserved, and every change to the kernel's pools.
+ * Requests run to completion one at a time on the event loop, so two requests never interleave on a pool. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "proc.h"
+#include "state.h"
+#include "util.h"
+
+static const char *const lifetime_table[_LIFETIME_MAX] = {
+        [LIFETIME_EXPLICIT] = "explicit",
+        [LIFETIME_CALLER] = "caller",
+        [LIFETIME_PID] = "pid",
+};
+
+const char *lifetime_to_string(Lifetime l) {
+        return l >= 0 && l < _LIFETIME_MAX ? lifetime_table[l] : NULL;
+}
+
+Lifetime lifetime_from_string(const char *s) {
+        for (int i = 0; s && i < _LIFETIME_MAX; i++)
+                if (streq(s, lifetime_table[i]))
+                        return (Lifetime) i;
+        return _LIFETIME_INVALID;
+}
+
+static char *page_size_str(char buf[static FORMAT_SIZE_MAX], uint64_t page_size) {
+        return format_size(buf, FORMAT_SIZE_MAX, page_size);
+}
+
+/* ---- pools ------------------------------------------------------------------------------------------- */
+
+static Pool *pool_free(Pool *p) {
+        if (!p)
+                return NULL;
+        free(p->path);
+        free(p);
+        return NULL;
+}
+
+static int pool_new(Manager *m, uint64_t page_size, uint32_t node, Pool **ret) {
+        Pool *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        *p = (Pool) { .manager = m, .page_size = page_size, .node = node, .max_pages = UINT64_MAX };
+        if (asprintf(&p->path, "/org/hugepaged1/pool/%" PRIu64 "kB/node%" PRIu32, page_size / 1024, node) < 0) {
+                free(p);
+                return -ENOMEM;
+        }
+        config_pool_limits(&m->config, page_size, node, &p->min_pages, &p->max_pages);
+        *ret = p;
+        return 0;
+}
+
+Pool *manager_find_pool(Manager *m, uint64_t page_size, uint32_t node) {
+        for (size_t i = 0; i < m->n_pools; i++)
+                if (m->pools[i]->page_size == page_size && m->pools[i]->node == node)
+                        return m->pools[i];
+        return NULL;
+}
+
+bool manager_has_page_size(Manager *m, uint64_t page_size) {
+        for (size_t i = 0; i < m->n_page_sizes; i++)
+                if (m->page_sizes[i] == page_size)
+                        return true;
+        return false;
+}
+
+bool manager_has_node(Manager *m, uint32_t node) {
+        for (size_t i = 0; i < m->n_nodes; i++)
+                if (m->nodes[i] == node)
+                        return true;
+        return false;
+}
+
+static int pool_read(Pool *p) {
+        NodeCounts c;
+        int r = kernel_read_node(p->manager->kernel, p->page_size, p->node, &c);
+        if (r < 0)
+                return r;
+        p->counts = c;
+        return 0;
+}
+
+/* Someone else changed the pool since we last looked: take their change as the new Floor, don't fight it. */
+static void pool_adopt_outside_change(Pool *p, const char *when) {
+        char ps[FORMAT_SIZE_MAX];
+        uint64_t persistent = pool_persistent(p);
+        uint64_t old_floor = pool_floor(p);
+
+        p->floor_adopted = persistent >= p->reserved ? persistent - p->reserved : 0;
+        log_notice("%s pages on node %" PRIu32 " changed from outside hugepaged%s: %" PRIu64 " -> %" PRIu64
+                   " pages; Floor %" PRIu64 " -> %" PRIu64,
+                   page_size_str(ps, p->page_size), p->node, when, p->known, persistent, old_floor, pool_floor(p));
+        if (persistent < p->reserved)
+                log_warning("%s pages on node %" PRIu32 ": the pool holds %" PRIu64 " pages but reservations own %" PRIu64
+                            "; %" PRIu64 " reserved pages are not backed until the pool grows again",
+                            ps, p->node, persistent, p->reserved, p->reserved - persistent);
+        p->known = persistent;
+        p->range_lo = p->range_hi = persistent;
+}
+
+static int pool_refresh(Pool *p) {
+        int r = pool_read(p);
+        if (r < 0)
+                return r;
+        if (pool_persistent(p) != p->known)
+                pool_adopt_outside_change(p, "");
+        return 0;
+}
+
+/* Sets the node's persistent count to target and reads back what the kernel really did. A short grow is
+ * retried after compaction, within the configured attempts and time. Never fails for being short: the
+ * caller compares pool_persistent() with what it needs. */
+static int pool_apply(Pool *p, uint64_t target) {
+        Manager *m = p->manager;
+        char ps[FORMAT_SIZE_MAX];
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + m->config.alloc_timeout_usec;
+        uint64_t before = pool_persistent(p);
+        bool grow = target > before;
+        int r;
+
+        page_size_str(ps, p->page_size);
+        for (unsigned attempt = 1;; attempt++) {
+                r = kernel_write_node_nr(m->kernel, p->page_size, p->node, target);
+                if (r < 0)
+                        return log_error_errno(r, "cannot set %s pages on node %" PRIu32 " to %" PRIu64 ": %m", ps,
+                                               p->node, target);
+                r = pool_read(p);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read back %s pages on node %" PRIu32 ": %m", ps, p->node);
+                p->known = pool_persistent(p);
+
+                /* A shrink below the pages in use leaves them as surplus, and that is all it can do. */
+                if (!grow || p->known >= target)
+                        break;
+                if (attempt >= m->config.alloc_attempts || now_usec(CLOCK_MONOTONIC) >= deadline) {
+                        log_info("%s pages on node %" PRIu32 ": the kernel gave %" PRIu64 " of %" PRIu64
+                                 " after %u attempts", ps, p->node, p->known - MIN(p->known, before),
+                                 target - before, attempt);
+                        break;
+                }
+                if (!m->config.compaction)
+                        continue;
+                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", compacting and retrying", ps,
+                          p->node, p->known, target);
+                r = kernel_compact_node(m->kernel, p->node);
+                if (r < 0)
+                        log_debug_errno(r, "compaction of node %" PRIu32 " failed: %m", p->node);
+        }
+        if (p->known != before)
+                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " -> %" PRIu64 " (wanted %" PRIu64 ")", ps, p->node,
+                          before, p->known, target);
+        return 0;
+}
+
+static void manager_pools_changed(Manager *m) {
+        if (m->on_pools_changed)
+                m->on_pools_changed(m);
+}
+
+void manager_page_size_totals(Manager *m, uint64_t page_size, uint64_t ret[5]) {
+        memset(ret, 0, 5 * sizeof(uint64_t));
+        for (size_t i = 0; i < m->n_pools; i++) {
+                Pool *p = m->pools[i];
+                if (p->page_size != page_size)
+                        continue;
+                ret[0] += p->counts.nr;
+                ret[1] += p->counts.free;
+                ret[2] += p->counts.surplus;
+                ret[3] += p->reserved;
+                ret[4] += pool_floor(p);
+        }
+}
+
+uint64_t manager_reserved_bytes(Manager *m) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < m->n_reservations; i++)
+                sum += m->reservations[i]->pages * m->reservations[i]->page_size;
+        return sum;
+}
+
+int manager_refresh(Manager *m) {
+        int ret = 0;
+        for (size_t i = 0; i < m->n_pools; i++) {
+                int r = pool_refresh(m->pools[i]);
+                if (r < 0 && ret == 0)
+                        ret = log_warning_errno(r, "cannot read pool %s: %m", m->pools[i]->path);
+        }
+        manager_pools_changed(m);
+        return ret;
+}
+
+/* ---- reservations ------------------------------------------------------------------------------------ */
+
+Reservation *reservation_free(Reservation *r) {
+        if (!r)
+                return NULL;
+        sd_event_source_disable_unref(r->pid_source);
+        safe_close(r->pidfd);
+        sd_bus_track_unref(r->track);
+        free(r->name);
+        free(r->path);
+        free(r->node_pages);
+        free(r->req_nodes);
+        free(r->req_node_pages);
+        free(r->caller);
+        free(r);
+        return NULL;
+}
+
+static size_t reservation_index(Manager *m, const char *name, bool *found) {
+        size_t lo = 0, hi = m->n_reservations;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(m->reservations[mid]->name, name);
+                if (c == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
+Reservation *manager_find_reservation(Manager *m, const char *name) {
+        bool found;
+        size_t i = reservation_index(m, name, &found);
+        return found ? m->reservations[i] : NULL;
+}
+
+static int manager_link_reservation(Manager *m, Reservation *r) {
+        bool found;
+        size_t i = reservation_index(m, r->name, &found);
+        Reservation **t;
+
+        if (found)
+                return -EEXIST;
+        t = realloc(m->reservations, (m->n_reservations + 1) * sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        m->reservations = t;
+        memmove(t + i + 1, t + i, (m->n_reservations - i) * sizeof(*t));
+        t[i] = r;
+        m->n_reservations++;
+        r->manager = m;
+        return 0;
+}
+
+static void manager_unlink_reservation(Manager *m, Reservation *r) {
+        bool found;
+        size_t i = reservation_index(m, r->name, &found);
+        if (!found || m->reservations[i] != r)
+                return;
+        memmove(m->reservations + i, m->reservations + i + 1, (m->n_reservations - i - 1) * sizeof(Reservation *));
+        m->n_reservations--;
+}
+
+static void reservation_account(Manager *m, Reservation *r, bool add) {
+        for (size_t i = 0; i < r->n_node_pages; i++) {
+                Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
+                if (!p)
+                        continue;
+                if (add)
+                        p->reserved += r->node_pages[i].pages;
+                else
+                        p->reserved -= MIN(p->reserved, r->node_pages[i].pages);
+        }
+}
+
+static int reservation_set_path(Reservation *r) {
+        return sd_bus_path_encode("/org/hugepaged1/reservation", r->name, &r->path);
+}
+
+static int on_pid_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Reservation *r = userdata;
+        Manager *m = r->manager;
+        HpError error = {};
+
+        log_info("process %" PRIu32 " of reservation %s exited, releasing it", r->pid, r->name);
+        if (manager_release(m, r, &error) < 0)
+                log_error("releasing reservation %s failed: %s", r->name, error.message);
+        return 0;
+}
+
+/* Watches the reservation's process with a pidfd: it cannot be fooled by a reused pid. */
+int reservation_watch_pid(Reservation *r) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t starttime;
+        int k;
+
+        fd = (int) syscall(SYS_pidfd_open, (pid_t) r->pid, 0);
+        if (fd < 0)
+                return negative_errno();
+        /* The pidfd pins the process; only now is the start time a reliable identity check. */
+        k = proc_pid_starttime(r->pid, &starttime);
+        if (k < 0)
+                return k;
+        if (r->pid_starttime != 0 && starttime != r->pid_starttime)
+                return -ESRCH;
+        r->pid_starttime = starttime;
+
+        sd_event_source_disable_unref(r->pid_source);
+        r->pid_source = NULL;
+        k = sd_event_add_io(r->manager->event, &r->pid_source, fd, EPOLLIN, on_pid_exit, r);
+        if (k < 0)
+                return k;
+        (void) sd_event_source_set_description(r->pid_source, "reservation-pid");
+        safe_close(r->pidfd);
+        r->pidfd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- reserve and release ----------------------------------------------------------------------------- */
+
+static int node_pages_cmp(const void *a, const void *b) {
+        const NodePages *x = a, *y = b;
+        return x->node < y->node ? -1 : x->node > y->node;
+}
+static int u32_cmp(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static uint64_t bytes_to_pages(uint64_t bytes, uint64_t page_size) {
+        return bytes / page_size + (bytes % page_size != 0);
+}
+
+static void format_nodes(char *buf, size_t len, const uint32_t *nodes, size_t n) {
+        size_t o = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < n && o + 12 < len; i++)
+                o += (size_t) snprintf(buf + o, len - o, "%s%" PRIu32, i ? "," : "", nodes[i]);
+}
+
+/* The normalized request, as stored on the reservation and compared on retries. */
+typedef struct Plan {
+        uint64_t page_size;
+        uint64_t pages;
+        uint32_t *nodes;     /* nodes the pages may come from (ascending) */
+        size_t n_nodes;
+        NodePages *exact;    /* node_bytes converted to pages (ascending), or NULL */
+        size_t n_exact;
+        uint32_t *req_nodes; /* the "nodes" option as given (sorted), empty when not given */
+        size_t n_req_nodes;
+} Plan;
+
+static void plan_done(Plan *p) {
+        free(p->nodes);
+        free(p->exact);
+        free(p->req_nodes);
+}
+
+static int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error) {
+        char ps[FORMAT_SIZE_MAX];
+
+        *plan = (Plan) {};
+        plan->page_size = req->page_size == 0 ? m->default_page_size : req->page_size;
+        if (!manager_has_page_size(m, plan->page_size))
+                return hp_error_set(error, HP_ERROR_UNSUPPORTED_PAGE_SIZE,
+                                    "page size %" PRIu64 " is not supported by this kernel", plan->page_size);
+        page_size_str(ps, plan->page_size);
+
+        if (req->has_nodes && req->has_node_bytes)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "give either 'nodes' or 'node_bytes', not both");
+
+        if (req->has_node_bytes) {
+                uint64_t sum = 0;
+                if (req->n_node_bytes == 0)
+                        return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'node_bytes' is empty");
+                plan->exact = calloc(req->n_node_bytes, sizeof(NodePages));
+                if (!plan->exact)
+                        return -ENOMEM;
+                for (size_t i = 0; i < req->n_node_bytes; i++) {
+                        const NodeBytes *nb = &req->node_bytes[i];
+                        if (nb->bytes == 0)
+                                return hp_error_set(error, HP_ERROR_INVALID_ARGS,
+                                                    "'node_bytes' asks for 0 bytes on node %" PRIu32, nb->node);
+                        if (nb->bytes > UINT64_MAX - sum)
+                                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'node_bytes' adds up to more than 2^64 bytes");
+                        sum += nb->bytes;
+                        plan->exact[i] = (NodePages) { nb->node, bytes_to_pages(nb->bytes, plan->page_size) };
+                }
+                plan->n_exact = req->n_node_bytes;
+                qsort(plan->exact, plan->n_exact, sizeof(NodePages), node_pages_cmp);
+                for (size_t i = 0; i < plan->n_exact; i++) {
+                        if (i > 0 && plan->exact[i].node == plan->exact[i - 1].node)
+                                return hp_error_set(error, HP_ERROR_INVALID_ARGS,
+                                                    "'node_bytes' names node %" PRIu32 " twice", plan->exact[i].node);
+                        if (!manager_has_node(m, plan->exact[i].node))
+                                return hp_error_set(error, HP_ERROR_NO_SUCH_NODE,
+                                                    "node %" PRIu32 " does not exist or has no memory", plan->exact[i].node);
+                        plan->pages += plan->exact[i].pages;
+                }
+                if (req->bytes != 0 && req->bytes != sum)
+                        return hp_error_set(error, HP_ERROR_INVALID_ARGS,
+                                            "bytes is %" PRIu64 " but 'node_bytes' adds up to %" PRIu64
+                                            "; give 0 or their sum", req->bytes, sum);
+                plan->nodes = calloc(plan->n_exact, sizeof(uint32_t));
+                if (!plan->nodes)
+                        return -ENOMEM;
+                for (size_t i = 0; i < plan->n_exact; i++)
+                        plan->nodes[i] = plan->exact[i].node;
+                plan->n_nodes = plan->n_exact;
+                return 0;
+        }
+
+        if (req->bytes == 0)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "bytes must be greater than 0");
+        plan->pages = bytes_to_pages(req->bytes, plan->page_size);
+
+        if (req->has_nodes) {
+                if (req->n_nodes == 0)
+                        return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'nodes' is empty");
+                plan->req_nodes = calloc(req->n_nodes, sizeof(uint32_t));
+                if (!plan->req_nodes)
+                        return -ENOMEM;
+                memcpy(plan->req_nodes, req->nodes, req->n_nodes * sizeof(uint32_t));
+                qsort(plan->req_nodes, req->n_nodes, sizeof(uint32_t), u32_cmp);
+                for (size_t i = 0; i < req->n_nodes; i++) {
+                        if (i > 0 && plan->req_nodes[i] == plan->req_nodes[i - 1])
+                                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'nodes' names node %" PRIu32 " twice",
+                                                    plan->req_nodes[i]);
+                        if (!manager_has_node(m, plan->req_nodes[i]))
+                                return hp_error_set(error, HP_ERROR_NO_SUCH_NODE,
+                                                    "node %" PRIu32 " does not exist or has no memory", plan->req_nodes[i]);
+                }
+                plan->n_req_nodes = req->n_nodes;
+        }
+
+        const uint32_t *src = req->has_nodes ? plan->req_nodes : m->nodes;
+        size_t n = req->has_nodes ? plan->n_req_nodes : m->n_nodes;
+        if (n == 0)
+                return hp_error_set(error, HP_ERROR_NO_SUCH_NODE, "no node with memory is available");
+        plan->nodes = calloc(n, sizeof(uint32_t));
+        if (!plan->nodes)
+                return -ENOMEM;
+        memcpy(plan->nodes, src, n * sizeof(uint32_t));
+        plan->n_nodes = n;
+        return 0;
+}
+
+static bool reservation_matches(const Reservation *r, const Plan *plan, const ReserveRequest *req) {
+        if (r->page_size != plan->page_size || r->pages != plan->pages || r->lifetime != req->lifetime ||
+            r->uid != req->uid)
+                return false;
+        if (r->lifetime == LIFETIME_PID && r->pid != req->pid)
+                return false;
+        if (r->lifetime == LIFETIME_CALLER && (!r->caller || !req->caller || !streq(r->caller, req->caller)))
+                return false;
+        if (r->n_req_nodes != plan->n_req_nodes ||
+            memcmp(r->req_nodes, plan->req_nodes, plan->n_req_nodes * sizeof(uint32_t)) != 0)
+                return false;
+        if (r->n_req_node_pages != plan->n_exact ||
+            memcmp(r->req_node_pages, plan->exact, plan->n_exact * sizeof(NodePages)) != 0)
+                return false;
+        return true;
+}
+
+static uint64_t pool_spare(const Pool *p) {
+        uint64_t used = pool_floor(p) + p->reserved;
+        uint64_t persistent = pool_persistent(p);
+        return persistent > used ? persistent - used : 0;
+}
+
+/* Puts every touched pool back to the count it had before the request. */
+static void rollback(Manager *m, Pool **touched, const uint64_t *before, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                Pool *p = touched[i];
+                if (pool_persistent(p) == before[i])
+                        continue;
+                if (pool_apply(p, before[i]) < 0 || pool_persistent(p) != before[i])
+                        log_error("could not put %s back to %" PRIu64 " pages (now %" PRIu64 ")", p->path, before[i],
+                                  pool_persistent(p));
+        }
+}
+
+static void pools_settle_ranges(Manager *m) {
+        for (size_t i = 0; i < m->n_pools; i++)
+                m->pools[i]->range_lo = m->pools[i]->range_hi = m->pools[i]->known;
+}
+
+int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error) {
+        _cleanup_(plan_done) Plan plan = {};
+        char ps[FORMAT_SIZE_MAX], nodes_str[128];
+        Reservation *existing, *r = NULL;
+        Pool **pools = NULL;
+        uint64_t *before = NULL, *take = NULL;
+        size_t n;
+        uint64_t need, headroom = 0;
+        int k;
+
+        if (!reservation_name_is_valid(req->name))
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS,
+                                    "invalid reservation name: use 1 to %d characters from A-Z a-z 0-9 . _ : @ + -",
+                                    RESERVATION_NAME_MAX);
+        if (req->lifetime < 0 || req->lifetime >= _LIFETIME_MAX)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "invalid lifetime");
+        if (req->lifetime == LIFETIME_PID && (!req->has_pid || req->pid == 0))
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "lifetime 'pid' needs the option 'pid'");
+        if (req->lifetime != LIFETIME_PID && req->has_pid)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "the option 'pid' needs lifetime 'pid'");
+        if (req->lifetime == LIFETIME_CALLER && !req->caller)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "lifetime 'caller' needs a bus connection");
+
+        k = plan_build(m, req, &plan, error);
+        if (k < 0)
+                return k;
+        page_size_str(ps, plan.page_size);
+
+        existing = manager_find_reservation(m, req->name);
+        if (existing) {
+                if (!reservation_matches(existing, &plan, req))
+                        return hp_error_set(error, HP_ERROR_RESERVATION_EXISTS,
+                                            "reservation %s already exists with different parameters", req->name);
+                *ret = existing;
+                *ret_existed = true;
+                return 0;
+        }
+        if (m->n_reservations >= m->config.max_reservations)
+                return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                    "too many reservations: the limit is %u (MaxReservations=)",
+                                    m->config.max_reservations);
+
+        if (req->lifetime == LIFETIME_PID && kill((pid_t) req->pid, 0) < 0 && errno == ESRCH)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "process %" PRIu32 " does not exist", req->pid);
+
+        /* Someone may have changed the pools since we last looked; start from the truth. */
+        n = plan.n_nodes;
+        pools = calloc(n, sizeof(Pool *));
+        before = calloc(n, sizeof(uint64_t));
+        take = calloc(n, sizeof(uint64_t));
+        if (!pools || !before || !take) {
+                k = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < n; i++) {
+                pools[i] = manager_find_pool(m, plan.page_size, plan.nodes[i]);
+                if (!pools[i]) {
+                        k = hp_error_set(error, HP_ERROR_NO_SUCH_NODE, "node %" PRIu32 " has no %s pool",
+                                         plan.nodes[i], ps);
+                        goto finish;
+                }
+                k = pool_refresh(pools[i]);
+                if (k < 0) {
+                        k = hp_error_set(error, HP_ERROR_FAILED, "cannot read %s pages on node %" PRIu32 ": %s", ps,
+                                         plan.nodes[i], strerror(-k));
+                        goto finish;
+                }
+                before[i] = pool_persistent(pools[i]);
+        }
+
+        /* Plan: spare pages first, then growth, within MaxPages. */
+        need = plan.pages;
+        for (size_t i = 0; i < n; i++) {
+                Pool *p = pools[i];
+                uint64_t want = plan.exact ? plan.exact[i].pages : need;
+                uint64_t spare = pool_spare(p), base = pool_floor(p) + p->reserved;
+                uint64_t cap = p->max_pages > base ? p->max_pages - base : 0;
+
+                if (plan.exact && want > cap) {
+                        k = hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                         "%" PRIu64 " more %s pages on node %" PRIu32 " would exceed MaxPages=%" PRIu64
+                                         " (Floor %" PRIu64 ", reserved %" PRIu64 ")",
+                                         want, ps, p->node, p->max_pages, pool_floor(p), p->reserved);
+                        goto finish;
+                }
+                take[i] = MIN(spare, want);
+                headroom += cap;
+                if (!plan.exact)
+                        need -= take[i];
+        }
+        if (!plan.exact && headroom < plan.pages) {
+                format_nodes(nodes_str, sizeof(nodes_str), plan.nodes, n);
+                k = hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                 "%" PRIu64 " %s pages on node%s %s would exceed MaxPages: only %" PRIu64 " more allowed",
+                                 plan.pages, ps, n > 1 ? "s" : "", nodes_str, headroom);
+                goto finish;
+        }
+
+        /* Write down what may happen before it happens: after a crash, the state file tells our own
+         * half-done work from someone else's change. */
+        for (size_t i = 0; i < n; i++) {
+                uint64_t want = plan.exact ? plan.exact[i].pages : plan.pages;
+                pools[i]->range_hi = MAX(pools[i]->range_hi, MIN(pool_floor(pools[i]) + pools[i]->reserved + want,
+                                                                   pools[i]->max_pages));
+                pools[i]->range_hi = MAX(pools[i]->range_hi, before[i]);
+        }
+        k = state_save(m);
+        if (k < 0) {
+                k = hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+                goto finish;
+        }
+
+        /* Grow. */
+        for (size_t i = 0; i < n; i++) {
+                Pool *p = pools[i];
+                uint64_t base = pool_floor(p) + p->reserved + take[i];
+                uint64_t want = plan.exact ? plan.exact[i].pages - take[i] : need;
+                uint64_t target, got;
+
+                if (want == 0)
+                        continue;
+                target = MIN(base + want, p->max_pages);
+                if (target <= pool_persistent(p) && pool_persistent(p) >= base + want)
+                        got = want;
+                else {
+                        k = pool_apply(p, MAX(target, pool_persistent(p)));
+                        if (k < 0) {
+                                rollback(m, pools, before, i + 1);
+                                k = hp_error_set(error, HP_ERROR_FAILED, "cannot resize %s pages on node %" PRIu32 ": %s",
+                                                 ps, p->node, strerror(-k));
+                                goto settle;
+                        }
+                        got = pool_persistent(p) > base ? MIN(pool_persistent(p) - base, want) : 0;
+                }
+                take[i] += got;
+                if (plan.exact && got < want) {
+                        uint64_t asked = plan.exact[i].pages;
+                        rollback(m, pools, before, i + 1);
+                        k = hp_error_set(error, HP_ERROR_INSUFFICIENT_PAGES,
+                                         "cannot reserve %" PRIu64 " %s pages on node %" PRIu32
+                                         ": the kernel gave %" PRIu64 " of %" PRIu64 " pages",
+                                         asked, ps, p->node, take[i], asked);
+                        goto settle;
+                }
+                if (!plan.exact)
+                        need -= got;
+        }
+        if (!plan.exact && need > 0) {
+                rollback(m, pools, before, n);
+                format_nodes(nodes_str, sizeof(nodes_str), plan.nodes, n);
+                k = hp_error_set(error, HP_ERROR_INSUFFICIENT_PAGES,
+                                 "cannot reserve %" PRIu64 " %s pages on node%s %s: the kernel gave %" PRIu64 " of %" PRIu64
+                                 " pages", plan.pages, ps, n > 1 ? "s" : "", nodes_str, plan.pages - need, plan.pages);
+                goto settle;
+        }
+
+        /* Record the reservation. */
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                goto oom;
+        *r = (Reservation) {
+                .manager = m,
+                .page_size = plan.page_size,
+                .pages = plan.pages,
+                .uid = req->uid,
+                .lifetime = req->lifetime,
+                .pid = req->has_pid ? req->pid : 0,
+                .created_usec = now_usec(CLOCK_REALTIME),
+                .pidfd = -EBADF,
+        };
+        r->name = strdup(req->name);
+        if (!r->name || reservation_set_path(r) < 0)
+                goto oom;
+        if (req->lifetime == LIFETIME_CALLER && !(r->caller = strdup(req->caller)))
+                goto oom;
+        for (size_t i = 0; i < n; i++)
+                if (take[i] > 0) {
+                        NodePages *t = realloc(r->node_pages, (r->n_node_pages + 1) * sizeof(*t));
+                        if (!t)
+                                goto oom;
+                        r->node_pages = t;
+                        t[r->n_node_pages++] = (NodePages) { pools[i]->node, take[i] };
+                }
+        r->req_nodes = TAKE_PTR(plan.req_nodes);
+        r->n_req_nodes = plan.n_req_nodes;
+        if (plan.exact) {
+                r->req_node_pages = malloc(plan.n_exact * sizeof(NodePages));
+                if (!r->req_node_pages)
+                        goto oom;
+                memcpy(r->req_node_pages, plan.exact, plan.n_exact * sizeof(NodePages));
+                r->n_req_node_pages = plan.n_exact;
+        }
+        if (r->lifetime == LIFETIME_PID) {
+                k = reservation_watch_pid(r);
+                if (k < 0) {
+                        rollback(m, pools, before, n);
+                        k = hp_error_set(error, HP_ERROR_INVALID_ARGS, "cannot watch process %" PRIu32 ": %s", r->pid,
+                                         strerror(-k));
+                        goto settle;
+                }
+        }
+        k = manager_link_reservation(m, r);
+        if (k < 0)
+                goto oom;
+        reservation_account(m, r, true);
+        pools_settle_ranges(m);
+
+        /* The reply promises the reservation exists: it must be on disk first. */
+        k = state_save(m);
+        if (k < 0) {
+                reservation_account(m, r, false);
+                manager_unlink_reservation(m, r);
+                rollback(m, pools, before, n);
+                k = hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+                goto settle;
+        }
+
+        log_info("reserved %s: %" PRIu64 " %s pages for uid %u, lifetime %s", r->name, r->pages, ps, (unsigned) r->uid,
+                 lifetime_to_string(r->lifetime));
+        if (m->on_reservation_added)
+                m->on_reservation_added(m, r);
+        manager_pools_changed(m);
+        *ret = TAKE_PTR(r);
+        *ret_existed = false;
+        k = 0;
+        goto finish;
+
+oom:
+        rollback(m, pools, before, n);
+        k = hp_error_set(error, HP_ERROR_FAILED, "out of memory");
+settle:
+        reservation_free(r);
+        r = NULL;
+        pools_settle_ranges(m);
+        (void) state_save(m);
+        manager_pools_changed(m);
+finish:
+        free(pools);
+        free(before);
+        free(take);
+        return k;
+}
+
+int manager_release(Manager *m, Reservation *r, HpError *error) {
+        char ps[FORMAT_SIZE_MAX];
+        int k, ret = 0;
+
+        page_size_str(ps, r->page_size);
+        for (size_t i = 0; i < r->n_node_pages; i++) {
+                Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
+                if (p)
+                        (void) pool_refresh(p);
+        }
+
+        reservation_account(m, r, false);
+        manager_unlink_reservation(m, r);
+
+        /* Decide first, on disk; then shrink. A crash in between leaves a state file that finishes the job. */
+        for (size_t i = 0; i < r->n_node_pages; i++) {
+                Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
+                if (p)
+                        p->range_lo = MIN(p->range_lo, pool_floor(p) + p->reserved);
+        }
+        k = state_save(m);
+        if (k < 0) {
+                /* Nothing changed yet: keep the reservation, and say so. */
+                manager_link_reservation(m, r);
+                reservation_account(m, r, true);
+                pools_settle_ranges(m);
+                return hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+        }
+
+        for (size_t i = 0; i < r->n_node_pages; i++) {
+                Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
+                uint64_t target;
+                if (!p)
+                        continue;
+                target = pool_floor(p) + p->reserved;
+                if (pool_persistent(p) <= target)
+                        continue;
+                k = pool_apply(p, target);
+                if (k < 0 && ret == 0)
+                        ret = hp_error_set(error, HP_ERROR_FAILED, "released, but cannot shrink %s pages on node %" PRIu32
+                                           ": %s", ps, p->node, strerror(-k));
+                else if (p->counts.surplus > 0)
+                        log_info("%s pages on node %" PRIu32 ": %" PRIu64 " pages still in use stay as surplus until "
+                                 "their user lets go", ps, p->node, p->counts.surplus);
+        }
+        pools_settle_ranges(m);
+        (void) state_save(m);
+
+        log_info("released %s: %" PRIu64 " %s pages", r->name, r->pages, ps);
+        if (m->on_reservation_removed)
+                m->on_reservation_removed(m, r);
+        reservation_free(r);
+        manager_pools_changed(m);
+        return ret;
+}
+
+/* ---- start-up ---------------------------------------------------------------------------------------- */
+
+static int manager_discover(Manager *m) {
+        int r;
+
+        r = kernel_list_page_sizes(m->kernel, &m->page_sizes, &m->n_page_sizes);
+        if (r < 0)
+                return log_error_errno(r, "no huge page sizes found under %ssys/kernel/mm/hugepages: %m",
+                                       kernel_root(m->kernel));
+        r = kernel_default_page_size(m->kernel, &m->default_page_size);
+        if (r < 0)
+                return log_error_errno(r, "cannot read Hugepagesize from %sproc/meminfo: %m", kernel_root(m->kernel));
+        if (!manager_has_page_size(m, m->default_page_size))
+                return log_error_errno(ENOENT, "the default page size %" PRIu64 " has no pool", m->default_page_size);
+        r = kernel_list_memory_nodes(m->kernel, &m->nodes, &m->n_nodes);
+        if (r < 0)
+                return log_error_errno(r, "cannot list the NUMA nodes with memory: %m");
+
+        m->totals = calloc(m->n_page_sizes, sizeof(PageSizeTotals));
+        if (!m->totals)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_page_sizes; i++) {
+                m->totals[i].page_size = m->page_sizes[i];
+                if (asprintf(&m->totals[i].path, "/org/hugepaged1/pool/%" PRIu64 "kB", m->page_sizes[i] / 1024) < 0)
+                        return -ENOMEM;
+        }
+
+        for (size_t s = 0; s < m->n_page_sizes; s++)
+                for (size_t n = 0; n < m->n_nodes; n++) {
+                        Pool *p;
+                        Pool **t = realloc(m->pools, (m->n_pools + 1) * sizeof(*t));
+                        if (!t)
+                                return -ENOMEM;
+                        m->pools = t;
+                        r = pool_new(m, m->page_sizes[s], m->nodes[n], &p);
+                        if (r < 0)
+                                return r;
+                        m->pools[m->n_pools++] = p;
+                        r = pool_read(p);
+                        if (r < 0)
+                                return log_error_errno(r, "cannot read pool %s: %m", p->path);
+                }
+        return 0;
+}
+
+static bool reservation_still_alive(Manager *m, Reservation *r) {
+        if (r->lifetime == LIFETIME_PID) {
+                int k = reservation_watch_pid(r);
+                if (k < 0) {
+                        log_info("releasing reservation %s: its process %" PRIu32 " is gone", r->name, r->pid);
+                        return false;
+                }
+        }
+        if (r->lifetime == LIFETIME_CALLER) {
+                if (!m->bus || sd_bus_get_name_creds(m->bus, r->caller, 0, NULL) < 0) {
+                        log_info("releasing reservation %s: its caller %s left the bus", r->name, r->caller);
+                        return false;
+                }
+        }
+        return true;
+}
+
+int manager_startup(Manager *m) {
+        _cleanup_(state_done) State state = {};
+        char ps[FORMAT_SIZE_MAX];
+        int r;
+
+        r = manager_discover(m);
+        if (r < 0)
+                return r;
+
+        r = state_load(m->state_path, &state);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < state.n_reservations; i++) {
+                Reservation *res = state.reservations[i];
+                bool ok = manager_has_page_size(m, res->page_size);
+
+                state.reservations[i] = NULL;
+                res->manager = m;
+                for (size_t j = 0; ok && j < res->n_node_pages; j++)
+                        if (!manager_find_pool(m, res->page_size, res->node_pages[j].node)) {
+                                log_warning("reservation %s holds pages on node %" PRIu32 ", which has no pool now; "
+                                            "keeping it on record", res->name, res->node_pages[j].node);
+                        }
+                if (!ok) {
+                        log_warning("dropping reservation %s: page size %" PRIu64 " is not supported any more",
+                                    res->name, res->page_size);
+                        reservation_free(res);
+                        continue;
+                }
+                if (reservation_set_path(res) < 0 || manager_link_reservation(m, res) < 0) {
+                        reservation_free(res);
+                        continue;
+                }
+                if (!reservation_still_alive(m, res)) {
+                        manager_unlink_reservation(m, res);
+                        reservation_free(res);
+                        continue;
+                }
+                reservation_account(m, res, true);
+        }
+
+        for (size_t i = 0; i < m->n_pools; i++) {
+                Pool *p = m->pools[i];
+                uint64_t persistent = pool_persistent(p), target;
+                const StatePool *sp = NULL;
+
+                page_size_str(ps, p->page_size);
+                for (size_t j = 0; j < state.n_pools; j++)
+                        if (state.pools[j].page_size == p->page_size && state.pools[j].node == p->node)
+                                sp = &state.pools[j];
+
+                if (sp && persistent >= sp->range_lo && persistent <= sp->range_hi) {
+                        p->floor_adopted = sp->floor_adopted;
+                        p->known = persistent;
+                } else {
+                        /* First start, or someone changed the pool while we were away: what is there and no
+                         * reservation owns belongs to someone else. */
+                        p->known = sp ? sp->range_lo : persistent;
+                        if (sp)
+                                pool_adopt_outside_change(p, " while hugepaged was not running");
+                        else {
+                                p->floor_adopted = persistent >= p->reserved ? persistent - p->reserved : 0;
+                                if (persistent > 0)
+                                        log_info("%s pages on node %" PRIu32 ": adopting the %" PRIu64
+                                                 " pages already there as Floor", ps, p->node, p->floor_adopted);
+                        }
+                }
+
+                target = pool_floor(p) + p->reserved;
+                if (persistent > target || (persistent < target && p->min_pages > persistent)) {
+                        log_info("%s pages on node %" PRIu32 ": setting the pool to Floor %" PRIu64 " + Reserved %" PRIu64,
+                                 ps, p->node, pool_floor(p), p->reserved);
+                        r = pool_apply(p, target);
+                        if (r < 0)
+                                return r;
+                        if (pool_persistent(p) < target)
+                                log_warning("%s pages on node %" PRIu32 ": only %" PRIu64 " of %" PRIu64 " pages could be had",
+                                            ps, p->node, pool_persistent(p), target);
+                }
+                p->known = pool_persistent(p);
+        }
+        pools_settle_ranges(m);
+
+        r = state_save(m);
+        if (r < 0)
+                return r;
+        log_info("%zu page sizes, %zu nodes, %zu reservations restored", m->n_page_sizes, m->n_nodes,
+                 m->n_reservations);
+        return 0;
+}
+
+int manager_save_state(Manager *m) {
+        return state_save(m);
+}
+
+/* ---- life cycle -------------------------------------------------------------------------------------- */
+
+int manager_new(sd_event *event, const char *root, const char *state_dir, Manager **ret) {
+        Manager *m = calloc(1, sizeof(*m));
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        config_init(&m->config);
+        m->event = sd_event_ref(event);
+        r = kernel_new(root, &m->kernel);
+        if (r < 0)
+                goto fail;
+        m->state_dir = strdup(state_dir);
+        if (!m->state_dir || asprintf(&m->state_path, "%s/state", state_dir) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        *ret = m;
+        return 0;
+fail:
+        manager_free(m);
+        return r;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_reservations; i++)
+                reservation_free(m->reservations[i]);
+        free(m->reservations);
+        for (size_t i = 0; i < m->n_pools; i++)
+                pool_free(m->pools[i]);
+        free(m->pools);
+        for (size_t i = 0; i < m->n_page_sizes && m->totals; i++)
+                free(m->totals[i].path);
+        free(m->totals);
+        free(m->page_sizes);
+        free(m->nodes);
+        sd_event_source_disable_unref(m->refresh_timer);
+        kernel_free(m->kernel);
+        config_done(&m->config);
+        free(m->state_dir);
+        free(m->state_path);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}

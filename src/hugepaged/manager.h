@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager: pools and reservations, and the accounting between them. Knows nothing of D-Bus messages. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "errors.h"
+#include "kernel.h"
+
+typedef struct Manager Manager;
+typedef struct Pool Pool;
+typedef struct Reservation Reservation;
+
+typedef enum Lifetime {
+        LIFETIME_EXPLICIT,
+        LIFETIME_CALLER,
+        LIFETIME_PID,
+        _LIFETIME_MAX,
+        _LIFETIME_INVALID = -1,
+} Lifetime;
+
+const char *lifetime_to_string(Lifetime l);
+Lifetime lifetime_from_string(const char *s);
+
+typedef struct NodePages {
+        uint32_t node;
+        uint64_t pages;
+} NodePages;
+
+/* One (page size, node) pool. The all-node totals are derived, not stored. */
+struct Pool {
+        Manager *manager;
+        uint64_t page_size;
+        uint32_t node;
+        char *path;
+
+        NodeCounts counts;      /* as last read from the kernel */
+        uint64_t known;         /* persistent pages we last set or saw; a different reading is someone else */
+        uint64_t floor_adopted; /* pages that were there and no reservation owns */
+        uint64_t min_pages, max_pages;
+        uint64_t reserved;      /* sum of the reservations' pages here */
+
+        /* The persistent count the state file vouches for: during an operation it spans the old and new
+         * values, so after a crash a count in this range is our own unfinished work, not someone else's. */
+        uint64_t range_lo, range_hi;
+
+        /* What the last PropertiesChanged said, so only real changes are signalled. */
+        bool emitted_valid;
+        NodeCounts emitted_counts;
+        uint64_t emitted_reserved, emitted_floor;
+};
+
+static inline uint64_t pool_floor(const Pool *p) {
+        return p->floor_adopted > p->min_pages ? p->floor_adopted : p->min_pages;
+}
+static inline uint64_t pool_persistent(const Pool *p) {
+        return node_counts_persistent(&p->counts);
+}
+
+struct Reservation {
+        Manager *manager;
+        char *name;
+        char *path;
+        uint64_t page_size;
+        uint64_t pages;
+        NodePages *node_pages; /* where the pages are, ascending by node */
+        size_t n_node_pages;
+
+        /* The request as given, so a retry with the same parameters is recognised. */
+        uint32_t *req_nodes;
+        size_t n_req_nodes;
+        NodePages *req_node_pages;
+        size_t n_req_node_pages;
+
+        uid_t uid;
+        Lifetime lifetime;
+        uint32_t pid;
+        uint64_t pid_starttime; /* guards against the pid being reused after a restart */
+        char *caller;           /* unique bus name for LIFETIME_CALLER */
+        uint64_t created_usec;
+
+        int pidfd;
+        sd_event_source *pid_source;
+        sd_bus_track *track;
+};
+
+typedef struct PageSizeTotals {
+        uint64_t page_size;
+        char *path;
+        bool emitted_valid;
+        uint64_t emitted[5]; /* total, free, surplus, reserved, floor */
+} PageSizeTotals;
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Kernel *kernel;
+        Config config;
+        char *state_dir;
+        char *state_path;
+
+        uint64_t *page_sizes;
+        size_t n_page_sizes;
+        uint64_t default_page_size;
+        PageSizeTotals *totals; /* one per page size */
+        uint32_t *nodes;
+        size_t n_nodes;
+
+        Pool **pools;
+        size_t n_pools;
+
+        Reservation **reservations; /* sorted by name */
+        size_t n_reservations;
+
+        uint64_t emitted_reserved_bytes;
+        sd_event_source *refresh_timer;
+
+        /* Called after the core changed something, so the bus layer can signal it. May be NULL. */
+        void (*on_pools_changed)(Manager *m);
+        void (*on_reservation_added)(Manager *m, Reservation *r);
+        void (*on_reservation_removed)(Manager *m, Reservation *r);
+};
+
+typedef struct NodeBytes {
+        uint32_t node;
+        uint64_t bytes;
+} NodeBytes;
+
+typedef struct ReserveRequest {
+        const char *name;
+        uint64_t page_size; /* 0: the kernel's default */
+        uint64_t bytes;
+        const uint32_t *nodes;
+        size_t n_nodes;
+        bool has_nodes;
+        const NodeBytes *node_bytes;
+        size_t n_node_bytes;
+        bool has_node_bytes;
+        Lifetime lifetime;
+        uint32_t pid;
+        bool has_pid;
+        uid_t uid;
+        const char *caller;
+} ReserveRequest;
+
+int manager_new(sd_event *event, const char *root, const char *state_dir, Manager **ret);
+Manager *manager_free(Manager *m);
+
+/* Discovers the pools, restores the state file and reconciles both with the kernel. */
+int manager_startup(Manager *m);
+
+/* Re-reads every pool; adopts changes made by others into Floor. */
+int manager_refresh(Manager *m);
+
+Pool *manager_find_pool(Manager *m, uint64_t page_size, uint32_t node);
+Reservation *manager_find_reservation(Manager *m, const char *name);
+bool manager_has_page_size(Manager *m, uint64_t page_size);
+bool manager_has_node(Manager *m, uint32_t node);
+uint64_t manager_reserved_bytes(Manager *m);
+/* The all-node sums for one page size: total, free, surplus, reserved, floor. */
+void manager_page_size_totals(Manager *m, uint64_t page_size, uint64_t ret[5]);
+
+/* On success *ret is the new reservation, or the existing one for an identical retry (*ret_existed). */
+int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error);
+int manager_release(Manager *m, Reservation *r, HpError *error);
+
+int manager_save_state(Manager *m);
+
+Reservation *reservation_free(Reservation *r);
+int reservation_watch_pid(Reservation *r);

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state file. Written with a temp file, fsync and rename, so a kill -9 at any moment leaves either the old
+ * or the new file; parsed with libinih, and distrusted: every value is checked as if a stranger wrote it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "state.h"
+#include "util.h"
+
+#define STATE_VERSION 1
+#define STATE_POOLS_MAX (64 * NODE_MAX)
+
+void state_done(State *s) {
+        for (size_t i = 0; i < s->n_reservations; i++)
+                reservation_free(s->reservations[i]);
+        free(s->reservations);
+        free(s->pools);
+        *s = (State) {};
+}
+
+typedef struct LoadContext {
+        State *state;
+        const char *path;
+        bool version_ok;
+        unsigned bad;
+        Reservation *cur;       /* the reservation whose section is open */
+        StatePool *cur_pool;
+        bool cur_bad;
+        char section[256];
+} LoadContext;
+
+static int node_pages_add(NodePages **a, size_t *n, uint32_t node, uint64_t pages) {
+        if (*n >= NODE_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < *n; i++)
+                if ((*a)[i].node == node)
+                        return -EEXIST;
+        NodePages *t = realloc(*a, (*n + 1) * sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        *a = t;
+        (*a)[(*n)++] = (NodePages) { node, pages };
+        return 0;
+}
+
+static int parse_node_pages(const char *value, uint32_t *ret_node, uint64_t *ret_pages) {
+        char a[32], b[32], extra[2];
+        if (sscanf(value, "%31s %31s %1s", a, b, extra) != 2)
+                return -EINVAL;
+        if (parse_u32(a, ret_node) < 0 || *ret_node >= NODE_MAX)
+                return -EINVAL;
+        return parse_u64(b, ret_pages);
+}
+
+/* Validates a finished reservation section; the caller owns what it keeps. */
+static bool reservation_complete(Reservation *r) {
+        uint64_t sum = 0;
+        if (!r->name || r->page_size == 0 || r->pages == 0 || r->n_node_pages == 0 || r->lifetime < 0)
+                return false;
+        for (size_t i = 0; i < r->n_node_pages; i++) {
+                if (r->node_pages[i].pages > UINT64_MAX - sum)
+                        return false;
+                sum += r->node_pages[i].pages;
+        }
+        if (sum != r->pages)
+                return false;
+        if (r->lifetime == LIFETIME_PID && r->pid == 0)
+                return false;
+        if (r->lifetime == LIFETIME_CALLER && !r->caller)
+                return false;
+        return true;
+}
+
+static void finish_section(LoadContext *ctx) {
+        Reservation *r = TAKE_PTR(ctx->cur);
+        ctx->cur_pool = NULL;
+        if (!r)
+                return;
+        if (ctx->cur_bad || !reservation_complete(r)) {
+                log_warning("%s: reservation %s is incomplete or invalid, dropping it", ctx->path,
+                            r->name ? r->name : "(unnamed)");
+                ctx->bad++;
+                reservation_free(r);
+                return;
+        }
+        for (size_t i = 0; i < ctx->state->n_reservations; i++)
+                if (streq(ctx->state->reservations[i]->name, r->name)) {
+                        log_warning("%s: reservation %s appears twice, dropping the second", ctx->path, r->name);
+                        ctx->bad++;
+                        reservation_free(r);
+                        return;
+                }
+        Reservation **t = realloc(ctx->state->reservations, (ctx->state->n_reservations + 1) * sizeof(*t));
+        if (!t) {
+                ctx->bad++;
+                reservation_free(r);
+                return;
+        }
+        ctx->state->reservations = t;
+        t[ctx->state->n_reservations++] = r;
+}
+
+static int load_handler(void *user, const char *section, const char *name, const char *value) {
+        LoadContext *ctx = user;
+
+        /* inih calls us per key; a new section header shows up as a changed section string. */
+        if (!streq(ctx->section, section) || (!ctx->cur && !ctx->cur_pool)) {
+                finish_section(ctx);
+                snprintf(ctx->section, sizeof(ctx->section), "%s", section);
+                ctx->cur_bad = false;
+
+                if (strncmp(section, "Reservation ", 12) == 0) {
+                        Reservation *r = calloc(1, sizeof(*r));
+                        if (!r)
+                                return 0;
+                        r->pidfd = -EBADF;
+                        r->lifetime = _LIFETIME_INVALID;
+                        ctx->cur = r;
+                        if (!reservation_name_is_valid(section + 12)) {
+                                ctx->cur_bad = true;
+                                return 0;
+                        }
+                        r->name = strdup(section + 12);
+                        if (!r->name)
+                                return 0;
+                } else if (strncmp(section, "Pool ", 5) == 0) {
+                        char a[32], b[32], extra[2];
+                        StatePool p = {};
+                        if (sscanf(section + 5, "%31s %31s %1s", a, b, extra) != 2 || parse_u64(a, &p.page_size) < 0 ||
+                            parse_u32(b, &p.node) < 0 || p.node >= NODE_MAX || p.page_size == 0 ||
+                            ctx->state->n_pools >= STATE_POOLS_MAX) {
+                                ctx->bad++;
+                                return 0;
+                        }
+                        StatePool *t = realloc(ctx->state->pools, (ctx->state->n_pools + 1) * sizeof(*t));
+                        if (!t)
+                                return 0;
+                        ctx->state->pools = t;
+                        t[ctx->state->n_pools] = p;
+                        ctx->cur_pool = &t[ctx->state->n_pools++];
+                } else if (!streq(section, "State")) {
+                        ctx->bad++;
+                        return 0;
+                }
+        }
+
+        if (streq(section, "State")) {
+                uint64_t v;
+                if (streq(name, "Version") && parse_u64(value, &v) >= 0 && v == STATE_VERSION) {
+                        ctx->version_ok = true;
+                        return 1;
+                }
+                ctx->bad++;
+                return 0;
+        }
+
+        if (ctx->cur_pool) {
+                StatePool *p = ctx->cur_pool;
+                int r = -EINVAL;
+                if (streq(name, "Floor"))
+                        r = parse_u64(value, &p->floor_adopted);
+                else if (streq(name, "Low"))
+                        r = parse_u64(value, &p->range_lo);
+                else if (streq(name, "High"))
+                        r = parse_u64(value, &p->range_hi);
+                if (r < 0) {
+                        ctx->bad++;
+                        return 0;
+                }
+                return 1;
+        }
+
+        Reservation *r = ctx->cur;
+        if (!r || ctx->cur_bad)
+                return 0;
+
+        int k = -EINVAL;
+        uint32_t node;
+        uint64_t v;
+        if (streq(name, "PageSize"))
+                k = parse_u64(value, &r->page_size);
+        else if (streq(name, "Pages"))
+                k = parse_u64(value, &r->pages);
+        else if (streq(name, "Lifetime"))
+                k = (r->lifetime = lifetime_from_string(value)) < 0 ? -EINVAL : 0;
+        else if (streq(name, "OwnerUID"))
+                k = parse_u32(value, &r->uid);
+        else if (streq(name, "PID"))
+                k = parse_u32(value, &r->pid);
+        else if (streq(name, "PIDStartTime"))
+                k = parse_u64(value, &r->pid_starttime);
+        else if (streq(name, "Caller")) {
+                /* Unique names are ":1.42": anything else did not come from us. */
+                if (value[0] == ':' && strlen(value) < 256 && !r->caller)
+                        k = (r->caller = strdup(value)) ? 0 : -ENOMEM;
+        } else if (streq(name, "CreatedUSec"))
+                k = parse_u64(value, &r->created_usec);
+        else if (streq(name, "Node")) {
+                if (parse_node_pages(value, &node, &v) >= 0 && v > 0)
+                        k = node_pages_add(&r->node_pages, &r->n_node_pages, node, v);
+        } else if (streq(name, "RequestNodePages")) {
+                if (parse_node_pages(value, &node, &v) >= 0 && v > 0)
+                        k = node_pages_add(&r->req_node_pages, &r->n_req_node_pages, node, v);
+        } else if (streq(name, "RequestNode")) {
+                if (parse_u32(value, &node) >= 0 && node < NODE_MAX && r->n_req_nodes < NODE_MAX) {
+                        uint32_t *t = realloc(r->req_nodes, (r->n_req_nodes + 1) * sizeof(*t));
+                        if (t) {
+                                r->req_nodes = t;
+                                t[r->n_req_nodes++] = node;
+                                k = 0;
+                        }
+                }
+        }
+        if (k < 0) {
+                ctx->cur_bad = true;
+                return 0;
+        }
+        return 1;
+}
+
+static void keep_aside(const char *path) {
+        _cleanup_free_ char *aside = NULL;
+        if (asprintf(&aside, "%s.corrupt-%" PRIu64, path, now_usec(CLOCK_REALTIME) / 1000000) < 0)
+                return;
+        if (rename(path, aside) < 0)
+                log_warning_errno(errno, "cannot keep %s aside as %s: %m", path, aside);
+        else
+                log_warning("kept the damaged state file for inspection as %s", aside);
+}
+
+int state_load(const char *path, State *ret) {
+        LoadContext ctx = { .state = ret, .path = path };
+        _cleanup_fclose_ FILE *f = NULL;
+        int r;
+
+        *ret = (State) {};
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT)
+                        return 0;
+                return log_error_errno(errno, "%s: cannot open state file: %m", path);
+        }
+        r = ini_parse_file(f, load_handler, &ctx);
+        finish_section(&ctx);
+        if (r < 0) {
+                state_done(ret);
+                return log_error_errno(ENOMEM, "%s: out of memory", path);
+        }
+        if (!ctx.version_ok) {
+                log_warning("%s: not a version %d hugepaged state file", path, STATE_VERSION);
+                ctx.bad++;
+        }
+        if (r > 0 || ctx.bad > 0) {
+                log_warning("%s: %s (first problem on line %d); starting with the %zu reservations that check out",
+                            path, r > 0 ? "damaged" : "has invalid entries", r, ret->n_reservations);
+                keep_aside(path);
+        }
+        return 0;
+}
+
+static void write_reservation(FILE *f, const Reservation *r) {
+        fprintf(f, "\n[Reservation %s]\nPageSize=%" PRIu64 "\nPages=%" PRIu64 "\nLifetime=%s\nOwnerUID=%u\n", r->name,
+                r->page_size, r->pages, lifetime_to_string(r->lifetime), (unsigned) r->uid);
+        if (r->lifetime == LIFETIME_PID)
+                fprintf(f, "PID=%" PRIu32 "\nPIDStartTime=%" PRIu64 "\n", r->pid, r->pid_starttime);
+        if (r->caller)
+                fprintf(f, "Caller=%s\n", r->caller);
+        fprintf(f, "CreatedUSec=%" PRIu64 "\n", r->created_usec);
+        for (size_t i = 0; i < r->n_node_pages; i++)
+                fprintf(f, "Node=%" PRIu32 " %" PRIu64 "\n", r->node_pages[i].node, r->node_pages[i].pages);
+        for (size_t i = 0; i < r->n_req_nodes; i++)
+                fprintf(f, "RequestNode=%" PRIu32 "\n", r->req_nodes[i]);
+        for (size_t i = 0; i < r->n_req_node_pages; i++)
+                fprintf(f, "RequestNodePages=%" PRIu32 " %" PRIu64 "\n", r->req_node_pages[i].node,
+                        r->req_node_pages[i].pages);
+}
+
+int state_save(Manager *m) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        FILE *f;
+        int fd, r;
+
+        if (asprintf(&tmp, "%s/.state.XXXXXX", m->state_dir) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "cannot create a temporary state file in %s: %m", m->state_dir);
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = negative_errno();
+                (void) close(fd);
+                goto fail;
+        }
+
+        fprintf(f, "# hugepaged state: written by the daemon, do not edit while it runs\n[State]\nVersion=%d\n",
+                STATE_VERSION);
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const Pool *p = m->pools[i];
+                fprintf(f, "\n[Pool %" PRIu64 " %" PRIu32 "]\nFloor=%" PRIu64 "\nLow=%" PRIu64 "\nHigh=%" PRIu64 "\n",
+                        p->page_size, p->node, p->floor_adopted, p->range_lo, p->range_hi);
+        }
+        for (size_t i = 0; i < m->n_reservations; i++)
+                write_reservation(f, m->reservations[i]);
+
+        if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
+                r = negative_errno();
+                (void) fclose(f);
+                goto fail;
+        }
+        if (fclose(f) != 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (rename(tmp, m->state_path) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* The rename itself must reach the disk before we tell anyone it happened. */
+        dfd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+
+fail:
+        (void) unlink(tmp);
+        return log_error_errno(r, "cannot write state file %s: %m", m->state_path);
+}
