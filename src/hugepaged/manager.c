@@ -368,6 +368,17 @@ static void plan_done(Plan *p) {
         free(p->req_nodes);
 }
 
+/* A request beyond the machine's RAM can never succeed, and trying would first squeeze every other user of
+ * memory while the kernel grabs what it can. Refuse it before touching anything. */
+static int plan_check_ram(Manager *m, const Plan *plan, HpError *error) {
+        char ps[FORMAT_SIZE_MAX], ram[FORMAT_SIZE_MAX];
+        if (m->mem_total == 0 || plan->pages <= m->mem_total / plan->page_size)
+                return 0;
+        return hp_error_set(error, HP_ERROR_INSUFFICIENT_PAGES,
+                            "cannot reserve %" PRIu64 " %s pages: that is more than the machine's %s of memory",
+                            plan->pages, page_size_str(ps, plan->page_size), format_size(ram, sizeof(ram), m->mem_total));
+}
+
 static int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error) {
         char ps[FORMAT_SIZE_MAX];
 
@@ -419,7 +430,7 @@ static int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError
                 for (size_t i = 0; i < plan->n_exact; i++)
                         plan->nodes[i] = plan->exact[i].node;
                 plan->n_nodes = plan->n_exact;
-                return 0;
+                return plan_check_ram(m, plan, error);
         }
 
         if (req->bytes == 0)
@@ -454,7 +465,7 @@ static int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError
                 return -ENOMEM;
         memcpy(plan->nodes, src, n * sizeof(uint32_t));
         plan->n_nodes = n;
-        return 0;
+        return plan_check_ram(m, plan, error);
 }
 
 static bool reservation_matches(const Reservation *r, const Plan *plan, const ReserveRequest *req) {
@@ -810,6 +821,12 @@ static int manager_discover(Manager *m) {
                 return log_error_errno(r, "cannot read Hugepagesize from %sproc/meminfo: %m", kernel_root(m->kernel));
         if (!manager_has_page_size(m, m->default_page_size))
                 return log_error_errno(ENOENT, "the default page size %" PRIu64 " has no pool", m->default_page_size);
+        r = kernel_mem_total(m->kernel, &m->mem_total);
+        if (r < 0) {
+                log_warning_errno(r, "cannot read MemTotal from %sproc/meminfo, requests are not checked against it: %m",
+                                  kernel_root(m->kernel));
+                m->mem_total = 0;
+        }
         r = kernel_list_memory_nodes(m->kernel, &m->nodes, &m->n_nodes);
         if (r < 0)
                 return log_error_errno(r, "cannot list the NUMA nodes with memory: %m");

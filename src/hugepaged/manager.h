@@ -107,6 +107,7 @@ struct Manager {
         uint64_t *page_sizes;
         size_t n_page_sizes;
         uint64_t default_page_size;
+        uint64_t mem_total;     /* bytes of RAM; 0 if unknown */
         PageSizeTotals *totals; /* one per page size */
         uint32_t *nodes;
         size_t n_nodes;
