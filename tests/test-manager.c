@@ -411,6 +411,22 @@ static void test_restart_keeps_everything(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(pool_floor(manager_find_pool(f->m, PS2M, 0)), ==, 3);
         g_assert_cmpuint(manager_find_pool(f->m, PS2M, 0)->reserved, ==, 10);
         g_assert_cmpuint(nr(f, 0, MB2), ==, 13);
+
+        /* A hook retrying after the restart gets the same reservation back, not a second one. */
+        {
+                NodeBytes nb = { 1, PS1G };
+                ReserveRequest req = {
+                        .name = "b", .page_size = PS1G, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
+                        .lifetime = LIFETIME_EXPLICIT,
+                };
+                Reservation *again = NULL;
+                bool existed = false;
+                g_assert_cmpint(manager_reserve(f->m, &req, &again, &existed, &e), ==, 0);
+                g_assert_true(existed);
+                g_assert_true(again == r);
+                g_assert_cmpuint(nr(f, 1, GB1), ==, 1);
+        }
+
         release(f, "a");
         g_assert_cmpuint(nr(f, 0, MB2), ==, 3);
 }

@@ -477,11 +477,15 @@ static bool reservation_matches(const Reservation *r, const Plan *plan, const Re
         if (r->lifetime == LIFETIME_CALLER && (!r->caller || !req->caller || !streq(r->caller, req->caller)))
                 return false;
         if (r->n_req_nodes != plan->n_req_nodes ||
-            memcmp(r->req_nodes, plan->req_nodes, plan->n_req_nodes * sizeof(uint32_t)) != 0)
+            (plan->n_req_nodes > 0 && memcmp(r->req_nodes, plan->req_nodes, plan->n_req_nodes * sizeof(uint32_t)) != 0))
                 return false;
-        if (r->n_req_node_pages != plan->n_exact ||
-            memcmp(r->req_node_pages, plan->exact, plan->n_exact * sizeof(NodePages)) != 0)
+        /* Field by field: NodePages has padding, which memcmp would compare too. */
+        if (r->n_req_node_pages != plan->n_exact)
                 return false;
+        for (size_t i = 0; i < plan->n_exact; i++)
+                if (r->req_node_pages[i].node != plan->exact[i].node ||
+                    r->req_node_pages[i].pages != plan->exact[i].pages)
+                        return false;
         return true;
 }
 
