@@ -36,8 +36,19 @@ void config_done(Config *c) {
 
 typedef struct ParseContext {
         Config *config;
+        FILE *f;
+        int line;       /* counted by config_reader() as inih counts, since inih doesn't tell the handler */
+        int error_line; /* where error[] was set */
         char error[256];
 } ParseContext;
+
+static char *config_reader(char *str, int num, void *stream) {
+        ParseContext *ctx = stream;
+        char *s = fgets(str, num, ctx->f);
+        if (s)
+                ctx->line++;
+        return s;
+}
 
 static int parse_seconds(const char *v, uint64_t max_sec, uint64_t *ret_usec) {
         uint64_t s;
@@ -54,7 +65,8 @@ static int parse_seconds(const char *v, uint64_t max_sec, uint64_t *ret_usec) {
 static int parse_pool_section(const char *section, uint64_t *ret_size, int *ret_node) {
         char size[32] = "", node[32] = "", extra[2] = "";
         uint64_t ps;
-        int n = sscanf(section, "Pool %31s %31s %1s", size, node, extra);
+        /* The caller matched "Pool " case-insensitively, like every other section name. */
+        int n = sscanf(section + 5, "%31s %31s %1s", size, node, extra);
 
         if (n < 1 || n > 2)
                 return -EINVAL;
@@ -86,8 +98,10 @@ static PoolConfig *config_pool(Config *c, uint64_t page_size, int node) {
 
 #define FAIL(ctx, ...)                                                                     \
         ({                                                                                 \
-                if ((ctx)->error[0] == '\0')                                               \
+                if ((ctx)->error[0] == '\0') {                                             \
                         snprintf((ctx)->error, sizeof((ctx)->error), __VA_ARGS__);         \
+                        (ctx)->error_line = (ctx)->line;                                   \
+                }                                                                          \
                 0;                                                                         \
         })
 
@@ -168,11 +182,13 @@ static int config_load_one(Config *c, const char *path, bool must_exist) {
                         return 0;
                 return log_error_errno(errno, "%s: cannot open configuration: %m", path);
         }
-        r = ini_parse_file(f, handler, &ctx);
+        ctx.f = f;
+        r = ini_parse_stream(config_reader, &ctx, handler, &ctx);
         if (r < 0)
                 return log_error_errno(ENOMEM, "%s: cannot parse configuration: out of memory", path);
         if (r > 0) {
-                log_error("%s:%d: %s", path, r, ctx.error[0] ? ctx.error : "syntax error");
+                /* inih returns the first bad line, which may be a syntax error before the first bad value. */
+                log_error("%s:%d: %s", path, r, ctx.error_line == r ? ctx.error : "syntax error");
                 return -EINVAL;
         }
         return 0;

@@ -33,13 +33,28 @@ void state_done(State *s) {
 typedef struct LoadContext {
         State *state;
         const char *path;
+        FILE *f;
         bool version_ok;
         unsigned bad;
         Reservation *cur;       /* the reservation whose section is open */
-        StatePool *cur_pool;
+        StatePool *cur_pool;    /* the pool whose section is open, the last of state->pools */
+        unsigned cur_pool_keys; /* POOL_KEY_* seen in it */
         bool cur_bad;
-        char section[256];
+
+        /* inih keeps only the first 49 characters of a section name and doesn't tell two headers of the same
+         * name apart, so the reader notes every header line itself. */
+        int headers;            /* header lines read so far */
+        int section;            /* the header whose keys the handler is getting, -1 before the first key */
+        bool header_has_keys;
+        char header[256];       /* the last header line read, without its brackets */
 } LoadContext;
+
+enum {
+        POOL_KEY_FLOOR = 1 << 0,
+        POOL_KEY_LOW = 1 << 1,
+        POOL_KEY_HIGH = 1 << 2,
+        POOL_KEYS_ALL = POOL_KEY_FLOOR | POOL_KEY_LOW | POOL_KEY_HIGH,
+};
 
 static int node_pages_add(NodePages **a, size_t *n, uint32_t node, uint64_t pages) {
         if (*n >= NODE_MAX)
@@ -83,9 +98,27 @@ static bool reservation_complete(Reservation *r) {
         return true;
 }
 
+/* A pool entry is all or nothing: a Floor read as 0 from a damaged line would let startup shrink the pool. */
+static void finish_pool(LoadContext *ctx) {
+        StatePool *p = TAKE_PTR(ctx->cur_pool);
+        bool dup = false;
+
+        if (!p)
+                return;
+        for (size_t i = 0; i + 1 < ctx->state->n_pools; i++)
+                if (ctx->state->pools[i].page_size == p->page_size && ctx->state->pools[i].node == p->node)
+                        dup = true;
+        if (ctx->cur_bad || ctx->cur_pool_keys != POOL_KEYS_ALL || p->range_lo > p->range_hi || dup) {
+                log_warning("%s: pool %" PRIu64 " %" PRIu32 " is incomplete, invalid or repeated, "
+                            "dropping it", ctx->path, p->page_size, p->node);
+                ctx->bad++;
+                ctx->state->n_pools--;
+        }
+}
+
 static void finish_section(LoadContext *ctx) {
         Reservation *r = TAKE_PTR(ctx->cur);
-        ctx->cur_pool = NULL;
+        finish_pool(ctx);
         if (!r)
                 return;
         if (ctx->cur_bad || !reservation_complete(r)) {
@@ -112,14 +145,37 @@ static void finish_section(LoadContext *ctx) {
         t[ctx->state->n_reservations++] = r;
 }
 
-static int load_handler(void *user, const char *section, const char *name, const char *value) {
-        LoadContext *ctx = user;
+static char *state_reader(char *str, int num, void *stream) {
+        LoadContext *ctx = stream;
+        const char *p;
 
-        /* inih calls us per key; a new section header shows up as a changed section string. */
-        if (!streq(ctx->section, section) || (!ctx->cur && !ctx->cur_pool)) {
+        if (!fgets(str, num, ctx->f))
+                return NULL;
+        p = str + strspn(str, " \t");
+        if (*p == '[') {
+                /* We never write a section without keys: this one lost them, e.g. to a truncation. */
+                if (ctx->headers > 0 && !ctx->header_has_keys) {
+                        log_warning("%s: section [%s] is empty", ctx->path, ctx->header);
+                        ctx->bad++;
+                }
+                ctx->headers++;
+                ctx->header_has_keys = false;
+                snprintf(ctx->header, sizeof(ctx->header), "%.*s", (int) strcspn(p + 1, "]\r\n"), p + 1);
+        }
+        return str;
+}
+
+static int load_handler(void *user, const char *inih_section, const char *name, const char *value) {
+        LoadContext *ctx = user;
+        const char *section = ctx->header; /* inih_section is truncated */
+
+        ctx->header_has_keys = true;
+        /* inih calls us per key; the reader counted the header lines, so a new section is a new count. */
+        if (ctx->section != ctx->headers) {
                 finish_section(ctx);
-                snprintf(ctx->section, sizeof(ctx->section), "%s", section);
+                ctx->section = ctx->headers;
                 ctx->cur_bad = false;
+                ctx->cur_pool_keys = 0;
 
                 if (strncmp(section, "Reservation ", 12) == 0) {
                         Reservation *r = calloc(1, sizeof(*r));
@@ -169,14 +225,20 @@ static int load_handler(void *user, const char *section, const char *name, const
         if (ctx->cur_pool) {
                 StatePool *p = ctx->cur_pool;
                 int r = -EINVAL;
-                if (streq(name, "Floor"))
+                if (ctx->cur_bad)
+                        return 0;
+                if (streq(name, "Floor")) {
                         r = parse_u64(value, &p->floor_adopted);
-                else if (streq(name, "Low"))
+                        ctx->cur_pool_keys |= POOL_KEY_FLOOR;
+                } else if (streq(name, "Low")) {
                         r = parse_u64(value, &p->range_lo);
-                else if (streq(name, "High"))
+                        ctx->cur_pool_keys |= POOL_KEY_LOW;
+                } else if (streq(name, "High")) {
                         r = parse_u64(value, &p->range_hi);
+                        ctx->cur_pool_keys |= POOL_KEY_HIGH;
+                }
                 if (r < 0) {
-                        ctx->bad++;
+                        ctx->cur_bad = true;
                         return 0;
                 }
                 return 1;
@@ -232,7 +294,8 @@ static int load_handler(void *user, const char *section, const char *name, const
 
 static void keep_aside(const char *path) {
         _cleanup_free_ char *aside = NULL;
-        if (asprintf(&aside, "%s.corrupt-%" PRIu64, path, now_usec(CLOCK_REALTIME) / 1000000) < 0)
+        /* Microseconds, so two damaged files in the same second don't overwrite each other. */
+        if (asprintf(&aside, "%s.corrupt-%" PRIu64, path, now_usec(CLOCK_REALTIME)) < 0)
                 return;
         if (rename(path, aside) < 0)
                 log_warning_errno(errno, "cannot keep %s aside as %s: %m", path, aside);
@@ -241,7 +304,7 @@ static void keep_aside(const char *path) {
 }
 
 int state_load(const char *path, State *ret) {
-        LoadContext ctx = { .state = ret, .path = path };
+        LoadContext ctx = { .state = ret, .path = path, .section = -1 };
         _cleanup_fclose_ FILE *f = NULL;
         int r;
 
@@ -252,8 +315,13 @@ int state_load(const char *path, State *ret) {
                         return 0;
                 return log_error_errno(errno, "%s: cannot open state file: %m", path);
         }
-        r = ini_parse_file(f, load_handler, &ctx);
+        ctx.f = f;
+        r = ini_parse_stream(state_reader, &ctx, load_handler, &ctx);
         finish_section(&ctx);
+        if (ctx.headers > 0 && !ctx.header_has_keys) {
+                log_warning("%s: section [%s] is empty", path, ctx.header);
+                ctx.bad++;
+        }
         if (r < 0) {
                 state_done(ret);
                 return log_error_errno(ENOMEM, "%s: out of memory", path);

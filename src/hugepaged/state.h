@@ -24,7 +24,7 @@ typedef struct State {
 void state_done(State *s);
 
 /* Reads path into *ret. A missing file is an empty state. Entries that don't check out are dropped and
- * logged; if anything was dropped the file is kept aside as path.corrupt-<time> for inspection. */
+ * logged; if anything was dropped the file is kept aside as path.corrupt-<usec> for inspection. */
 int state_load(const char *path, State *ret);
 
 /* temp file, fsync, rename, fsync of the directory. */

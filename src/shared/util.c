@@ -160,9 +160,12 @@ int parse_node_list(const char *s, uint32_t **ret, size_t *ret_n) {
                         nodes[n++] = (uint32_t) i;
                 }
                 p = end;
-                if (*p == ',')
+                if (*p == ',') {
                         p++;
-                else {
+                        /* "0," is not a list the kernel writes; the loop above only checks what follows. */
+                        if (*p == '\0')
+                                return -EINVAL;
+                } else {
                         while (*p == ' ' || *p == '\n')
                                 p++;
                         if (*p != '\0')
