@@ -63,9 +63,10 @@ static void detach_mount(const char *root)
         if (errno == EPERM) {
                 const char *argv[] = { "fusermount3", "-u", "-z", root, NULL };
 
-                (void) g_spawn_sync(NULL, (char **) argv, NULL,
-                                    G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                                    NULL, NULL, NULL, NULL, NULL, NULL);
+                GSpawnFlags flags = G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                    G_SPAWN_STDERR_TO_DEV_NULL;
+
+                (void) g_spawn_sync(NULL, (char **) argv, NULL, flags, NULL, NULL, NULL, NULL, NULL, NULL);
                 return;
         }
         g_warning("fake-kernel: umount2(%s): %s", root, g_strerror(errno));
@@ -269,7 +270,8 @@ guint64 fake_kernel_get(FakeKernel *fk, int node, guint64 size_kb, const char *f
                                 return parse_number(t[1], field);
                 g_error("fake-kernel dump: no field '%s' in '%s'", field, *l);
         }
-        g_error("fake-kernel dump: no line for node %d size %" G_GUINT64_FORMAT ":\n%s", node, size_kb, dump);
+        g_error("fake-kernel dump: no line for node %d size %" G_GUINT64_FORMAT ":\n%s",
+                node, size_kb, dump);
 }
 
 guint64 fake_kernel_get_global(FakeKernel *fk, const char *line_prefix)

@@ -14,6 +14,7 @@
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1236,7 +1237,10 @@ int main(int argc, char *argv[])
         if (!fuse)
                 goto out;
         se = fuse_get_session(fuse);
-        /* Handlers go in before the mount appears, so a prompt SIGTERM still unmounts cleanly. */
+        /* libfuse leaves ignored signals alone, and a shell's background job inherits SIGINT ignored;
+         * handlers go in before the mount appears, so a prompt SIGTERM still unmounts cleanly. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         if (fuse_set_signal_handlers(se) != 0)
                 goto out;
         if (fuse_mount(fuse, copts.mountpoint) != 0) {

@@ -11,6 +11,8 @@
 
 #define NODE_HP "sys/devices/system/node/node%d/hugepages/hugepages-%ukB/%s"
 #define GLOBAL_HP "sys/kernel/mm/hugepages/hugepages-%ukB/%s"
+#define NODE0_2M "sys/devices/system/node/node0/hugepages/hugepages-2048kB"
+#define GLOBAL_2M "sys/kernel/mm/hugepages/hugepages-2048kB"
 
 typedef struct {
         FakeKernel *fk;
@@ -129,7 +131,7 @@ static void test_layout(Fixture *f, gconstpointer args)
 {
         g_autofree char *top = list_dir(f->fk, "sys/kernel/mm/hugepages");
         g_autofree char *global = list_dir(f->fk, "sys/kernel/mm/hugepages/hugepages-2048kB");
-        g_autofree char *pernode = list_dir(f->fk, "sys/devices/system/node/node0/hugepages/hugepages-2048kB");
+        g_autofree char *pernode = list_dir(f->fk, NODE0_2M);
         g_autofree char *node0 = list_dir(f->fk, "sys/devices/system/node/node0");
         g_autofree char *root = list_dir(f->fk, ".");
 
@@ -141,7 +143,7 @@ static void test_layout(Fixture *f, gconstpointer args)
         g_assert_cmpstr(root, ==, "fake-kernel proc sys");
 
         g_assert_true(S_ISDIR(file_mode(f->fk, "sys/devices/system/node/node0/hugepages")));
-        g_assert_cmpint(file_mode(f->fk, "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), ==, S_IFREG | 0644);
+        g_assert_cmpint(file_mode(f->fk, GLOBAL_2M "/nr_hugepages"), ==, S_IFREG | 0644);
         g_assert_cmpint(file_mode(f->fk, "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"), ==,
                         S_IFREG | 0444);
         g_assert_cmpint(file_mode(f->fk, "sys/devices/system/node/node0/compact"), ==, S_IFREG | 0200);
@@ -150,7 +152,7 @@ static void test_layout(Fixture *f, gconstpointer args)
         g_assert_false(exists(f->fk, "sys/kernel/mm/hugepages/hugepages-4kB"));
         g_assert_false(exists(f->fk, "sys/devices/system/node/node0/hugepages/hugepages-2048kB/"
                                      "nr_overcommit_hugepages"));
-        g_assert_false(exists(f->fk, "sys/devices/system/node/node0/hugepages/hugepages-2048kB/resv_hugepages"));
+        g_assert_false(exists(f->fk, NODE0_2M "/resv_hugepages"));
 
         g_assert_cmpuint(read_node(f->fk, 0, 2048, "nr_hugepages"), ==, 0);
         g_assert_cmpuint(read_global(f->fk, 1048576, "nr_hugepages"), ==, 0);
@@ -421,7 +423,11 @@ static void test_hotplug(Fixture *f, gconstpointer args)
         g_assert_cmpuint(read_global(f->fk, 2048, "nr_hugepages"), ==, 4096);
 
         /* A node going away under an open file: the kernel answers ENODEV. */
-        path = fake_kernel_path(f->fk, "sys/devices/system/node/node3/hugepages/hugepages-2048kB/nr_hugepages");
+        {
+                g_autofree char *rel = node_file(3, 2048, "nr_hugepages");
+
+                path = fake_kernel_path(f->fk, rel);
+        }
         fd = open(path, O_WRONLY);
         g_assert_cmpint(fd, >=, 0);
         fake_kernel_control(f->fk, "remove_node 3");
@@ -564,7 +570,7 @@ static void test_fail_injection(Fixture *f, gconstpointer args)
 /* What the shell does for "echo 3 > nr_hugepages": O_CREAT|O_TRUNC, then one write. */
 static void test_shell_write(Fixture *f, gconstpointer args)
 {
-        g_autofree char *path = fake_kernel_path(f->fk, "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+        g_autofree char *path = fake_kernel_path(f->fk, GLOBAL_2M "/nr_hugepages");
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
         g_assert_cmpint(fd, >=, 0);
@@ -575,7 +581,7 @@ static void test_shell_write(Fixture *f, gconstpointer args)
         g_assert_cmpuint(read_global(f->fk, 2048, "nr_hugepages"), ==, 3);
 
         g_clear_pointer(&path, g_free);
-        path = fake_kernel_path(f->fk, "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+        path = fake_kernel_path(f->fk, GLOBAL_2M "/free_hugepages");
         g_assert_cmpint(truncate(path, 0), ==, -1);
         g_assert_cmpint(errno, ==, EACCES);
 }
