@@ -422,6 +422,15 @@ static void on_reservation_removed(Manager *m, Reservation *r) {
         bus_reservation_emit_removed(m, r);
 }
 
+static void on_nodes_changed(Manager *m) {
+        int k;
+        if (!m->bus)
+                return;
+        k = sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.hugepaged1.Manager", "Nodes", NULL);
+        if (k < 0)
+                log_debug_errno(k, "cannot emit PropertiesChanged for Nodes: %m");
+}
+
 int bus_register(Manager *m) {
         int r;
 
@@ -452,6 +461,10 @@ int bus_register(Manager *m) {
         m->on_pools_changed = bus_emit_pools_changed;
         m->on_reservation_added = on_reservation_added;
         m->on_reservation_removed = on_reservation_removed;
+        m->on_pool_added = bus_pool_emit_added;
+        m->on_pool_removed = bus_pool_emit_removed;
+        m->on_nodes_changed = on_nodes_changed;
+        m->on_reservation_state_changed = bus_reservation_emit_state_changed;
         m->emitted_reserved_bytes = manager_reserved_bytes(m);
         return 0;
 }

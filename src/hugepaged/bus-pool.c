@@ -181,3 +181,21 @@ void bus_emit_pools_changed(Manager *m) {
                                                       NULL);
         }
 }
+
+void bus_pool_emit_added(Manager *m, Pool *p) {
+        int k;
+        if (!m->bus)
+                return;
+        k = sd_bus_emit_object_added(m->bus, p->path);
+        if (k < 0)
+                log_debug_errno(k, "cannot emit InterfacesAdded for %s: %m", p->path);
+}
+
+void bus_pool_emit_removed(Manager *m, Pool *p) {
+        int k;
+        if (!m->bus)
+                return;
+        k = sd_bus_emit_object_removed(m->bus, p->path);
+        if (k < 0)
+                log_debug_errno(k, "cannot emit InterfacesRemoved for %s: %m", p->path);
+}

@@ -80,6 +80,12 @@ static int property_get_uid(sd_bus *bus, const char *path, const char *interface
         return sd_bus_message_append(reply, "u", (uint32_t) r->uid);
 }
 
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Reservation *r = userdata;
+        return sd_bus_message_append(reply, "s", reservation_state_to_string(r));
+}
+
 static int method_release(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Reservation *r = userdata;
         return bus_release(r->manager, r, message, error);
@@ -95,6 +101,7 @@ const sd_bus_vtable reservation_vtable[] = {
         SD_BUS_PROPERTY("Lifetime", "s", property_get_lifetime, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("PID", "u", NULL, offsetof(Reservation, pid), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CreatedUSec", "t", NULL, offsetof(Reservation, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
@@ -137,4 +144,13 @@ void bus_reservation_emit_removed(Manager *m, Reservation *r) {
         dying = NULL;
         if (k < 0)
                 log_debug_errno(k, "cannot emit InterfacesRemoved for %s: %m", r->path);
+}
+
+void bus_reservation_emit_state_changed(Manager *m, Reservation *r) {
+        int k;
+        if (!m->bus)
+                return;
+        k = sd_bus_emit_properties_changed(m->bus, r->path, "org.hugepaged1.Reservation", "State", NULL);
+        if (k < 0)
+                log_debug_errno(k, "cannot emit PropertiesChanged for %s: %m", r->path);
 }

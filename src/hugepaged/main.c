@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "udev.h"
 
 static const char *arg_root = NULL;
 static const char *arg_state_dir = DEFAULT_STATE_DIR;
@@ -31,6 +32,8 @@ static void help(void) {
                "     --config=FILE       Configuration file, plus FILE.d/*.conf (default: %s)\n"
                "     --log-level=LEVEL   err, warning, notice, info or debug (default: info)\n\n"
                "The bus is the system bus, or the one DBUS_SYSTEM_BUS_ADDRESS names.\n"
+               "Topology uevents come from udevd if it runs, else the kernel; HUGEPAGED_UDEV_SOURCE=kernel|udev\n"
+               "overrides that.\n"
                "See hugepaged(8) and hugepaged.conf(5).\n",
                DEFAULT_STATE_DIR, DEFAULT_CONFIG_FILE);
 }
@@ -85,7 +88,8 @@ static int parse_argv(int argc, char *argv[]) {
 
 static int on_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        (void) manager_refresh(m);
+        /* Also the safety net for uevents lost to a full socket. */
+        (void) manager_update_topology(m);
         (void) sd_event_source_set_time_relative(s, m->config.refresh_interval_usec);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -94,6 +98,7 @@ static int on_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         Manager *m = NULL;
+        UdevWatch *watch = NULL;
         int r;
 
         log_set_program_name("hugepaged");
@@ -151,6 +156,11 @@ static int run(int argc, char *argv[]) {
                 goto finish;
         }
 
+        /* Listening before the pools are enumerated: a change during start-up is seen, not lost. */
+        r = udev_watch_new(m, &watch);
+        if (r < 0)
+                log_warning_errno(r, "cannot watch NUMA topology changes, only the refresh timer will notice them: %m");
+
         r = manager_startup(m);
         if (r < 0)
                 goto finish;
@@ -193,6 +203,7 @@ static int run(int argc, char *argv[]) {
         (void) sd_notify(false, "STOPPING=1");
 
 finish:
+        udev_watch_free(watch);
         manager_free(m);
         return r;
 }

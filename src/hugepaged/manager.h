@@ -87,6 +87,10 @@ struct Reservation {
         int pidfd;
         sd_event_source *pid_source;
         sd_bus_track *track;
+
+        /* Holds pages on a node that has no pool now (its memory went offline or the node went away). Derived
+         * from the topology, never stored: the reservation stays on record and recovers if the node returns. */
+        bool degraded;
 };
 
 typedef struct PageSizeTotals {
@@ -125,6 +129,11 @@ struct Manager {
         void (*on_pools_changed)(Manager *m);
         void (*on_reservation_added)(Manager *m, Reservation *r);
         void (*on_reservation_removed)(Manager *m, Reservation *r);
+        /* Topology changes: a pool is announced once linked, and withdrawn while still linked. */
+        void (*on_pool_added)(Manager *m, Pool *p);
+        void (*on_pool_removed)(Manager *m, Pool *p);
+        void (*on_nodes_changed)(Manager *m);
+        void (*on_reservation_state_changed)(Manager *m, Reservation *r);
 };
 
 typedef struct NodeBytes {
@@ -157,6 +166,15 @@ int manager_startup(Manager *m);
 
 /* Re-reads every pool; adopts changes made by others into Floor. */
 int manager_refresh(Manager *m);
+
+/* Re-reads which nodes have memory: a node that gained memory gets its pools (with MinPages applied), a node
+ * that lost it loses them, reservations on it turn degraded; then every pool is re-read. Idempotent, so any
+ * uevent, duplicate or out of order, may trigger it. */
+int manager_update_topology(Manager *m);
+
+static inline const char *reservation_state_to_string(const Reservation *r) {
+        return r->degraded ? "degraded" : "active";
+}
 
 Pool *manager_find_pool(Manager *m, uint64_t page_size, uint32_t node);
 Reservation *manager_find_reservation(Manager *m, const char *name);
