@@ -153,6 +153,12 @@ static char *kernel_snapshot(Fixture *f) {
                                fake_kernel_get(f->fk, 1, KB2M, "surplus"), nr(f, 0, KB1G), nr(f, 1, KB1G));
 }
 
+/* How often the daemon wrote each node's 2M nr_hugepages. */
+static char *writes_str(Fixture *f) {
+        return g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
+                               fake_kernel_get(f->fk, 0, KB2M, "writes"), fake_kernel_get(f->fk, 1, KB2M, "writes"));
+}
+
 static void assert_dbus_error(const GError *e, const char *name) {
         g_autofree char *remote = NULL;
 
@@ -221,7 +227,9 @@ static GError *reserve_fails(GDBusConnection *c, const char *name, guint64 ps, g
 }
 
 static void release_ok(GDBusConnection *c, const char *name) {
-        g_autoptr(GVariant) r = call_ok(c, MANAGER_PATH, MANAGER_IFACE, "Release", g_variant_new("(s)", name), "()");
+        g_autoptr(GVariant) r = NULL;
+
+        r = call_ok(c, MANAGER_PATH, MANAGER_IFACE, "Release", g_variant_new("(s)", name), "()");
 }
 
 /* An options dictionary in GVariant text format, e.g. "{'nodes': <[uint32 1]>}". */
@@ -274,7 +282,8 @@ static char *pools_str(GDBusConnection *c) {
         while (g_variant_iter_next(it, "(tittttt)", &ps, &node, &total, &free_, &surplus, &reserved, &floor_))
                 g_string_append_printf(s, "%s%" G_GUINT64_FORMAT "kB/%d:%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT
                                        ",%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT,
-                                       s->len ? " " : "", ps / 1024, node, total, free_, surplus, reserved, floor_);
+                                       s->len ? " " : "", ps / 1024, node, total, free_, surplus, reserved,
+                                       floor_);
         return g_string_free(s, FALSE);
 }
 
@@ -311,8 +320,8 @@ static char *reservations_str(GDBusConnection *c) {
 
         g_variant_get(reply, "(a(sttuso))", &it);
         while (g_variant_iter_next(it, "(&sttu&s&o)", &name, &ps, &pages, &uid, &lifetime, &path))
-                g_ptr_array_add(rows, g_strdup_printf("%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%u:%s:%s", name,
-                                                      ps, pages, uid, lifetime, path));
+                g_ptr_array_add(rows, g_strdup_printf("%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%u:%s:%s",
+                                                      name, ps, pages, uid, lifetime, path));
         g_ptr_array_sort(rows, strcmp_indirect);
         g_ptr_array_add(rows, NULL);
         return g_strjoinv(" ", (char **) rows->pdata);
@@ -336,7 +345,9 @@ static char *get_reservation(GDBusConnection *c, const char *name) {
 }
 
 static GVariant *get_all(GDBusConnection *c, const char *path, const char *iface) {
-        g_autoptr(GVariant) reply = call_ok(c, path, PROPS_IFACE, "GetAll", g_variant_new("(s)", iface), "(a{sv})");
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = call_ok(c, path, PROPS_IFACE, "GetAll", g_variant_new("(s)", iface), "(a{sv})");
 
         return g_variant_get_child_value(reply, 0);
 }
@@ -415,7 +426,8 @@ static char *daemon_binary(void) {
 /* ---- 1. introspection against the contract ---- */
 
 static const char *emits_changed(const GDBusPropertyInfo *p) {
-        const char *v = g_dbus_annotation_info_lookup(p->annotations, "org.freedesktop.DBus.Property.EmitsChangedSignal");
+        const char *v = g_dbus_annotation_info_lookup(p->annotations,
+                                                      "org.freedesktop.DBus.Property.EmitsChangedSignal");
 
         return v ?: "true";
 }
@@ -516,8 +528,8 @@ static void check_object(GDBusConnection *c, GDBusNodeInfo *contract, const char
 }
 
 static void test_introspection(Fixture *f, gconstpointer data) {
-        g_autofree char *xml_path = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus", "org.hugepaged1.xml",
-                                                     NULL);
+        g_autofree char *xml_path = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
+                                                     "org.hugepaged1.xml", NULL);
         g_autofree char *xml = NULL, *res = NULL;
         g_autoptr(GError) e = NULL;
         g_autoptr(GDBusNodeInfo) contract = NULL;
@@ -586,6 +598,36 @@ static void test_manager_properties(Fixture *f, gconstpointer data) {
 
 /* ---- 3. reserve and release ---- */
 
+/* GetManagedObjects lists the six pools and the one reservation, each with its interface. */
+static void managed_objects_check(GDBusConnection *c, const char *res) {
+        static const char *const pools[] = {
+                "/org/hugepaged1/pool/2048kB", NODE0_PATH, NODE1_PATH, "/org/hugepaged1/pool/1048576kB",
+                "/org/hugepaged1/pool/1048576kB/node0", "/org/hugepaged1/pool/1048576kB/node1",
+        };
+        g_autoptr(GVariant) reply = call_ok(c, MANAGER_PATH, OM_IFACE, "GetManagedObjects", NULL,
+                                            "(a{oa{sa{sv}}})");
+        g_autoptr(GVariant) objects = g_variant_get_child_value(reply, 0);
+        g_autoptr(GVariant) ifaces = NULL, props = NULL, v = NULL;
+
+        for (gsize i = 0; i < G_N_ELEMENTS(pools); i++) {
+                g_autoptr(GVariant) pi = g_variant_lookup_value(objects, pools[i], G_VARIANT_TYPE("a{sa{sv}}"));
+                g_autoptr(GVariant) pp = NULL;
+
+                g_test_message("managed object %s", pools[i]);
+                g_assert_nonnull(pi);
+                pp = g_variant_lookup_value(pi, POOL_IFACE, G_VARIANT_TYPE("a{sv}"));
+                g_assert_nonnull(pp);
+        }
+        ifaces = g_variant_lookup_value(objects, res, G_VARIANT_TYPE("a{sa{sv}}"));
+        g_assert_nonnull(ifaces);
+        props = g_variant_lookup_value(ifaces, RES_IFACE, G_VARIANT_TYPE("a{sv}"));
+        g_assert_nonnull(props);
+        v = g_variant_lookup_value(props, "Pages", G_VARIANT_TYPE_UINT64);
+        g_assert_nonnull(v);
+        g_assert_cmpuint(g_variant_get_uint64(v), ==, 512);
+        g_assert_cmpuint(g_variant_n_children(objects), ==, G_N_ELEMENTS(pools) + 1);
+}
+
 static const char *const pre_floor_node1[] = { "set_nr 1 2048 10", NULL };
 static const Params params_floor_node1 = { .pre = pre_floor_node1 };
 
@@ -642,6 +684,7 @@ static void test_reserve_release(Fixture *f, gconstpointer data) {
 
         list = reservations_str(f->c);
         g_assert_cmpstr(list, ==, "vm1:2097152:512:0:explicit:" RES_PREFIX "vm1");
+        managed_objects_check(f->c, path);
         pools = pools_str(f->c);
         want_pools = expected_pools_2m(n0, d0, 0, n1, d1, 10);
         g_assert_cmpstr(pools, ==, want_pools);
@@ -774,7 +817,8 @@ static void test_errors(Fixture *f, gconstpointer data) {
         g_clear_error(&e);
         e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "Release", g_variant_new("(s)", "nope"), E_NO_RES);
         g_clear_error(&e);
-        e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "GetReservation", g_variant_new("(s)", "nope"), E_NO_RES);
+        e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "GetReservation", g_variant_new("(s)", "nope"),
+                       E_NO_RES);
         g_clear_error(&e);
         g_assert_cmpuint(nr(f, 0, KB2M) + nr(f, 1, KB2M), ==, 0);
 
@@ -793,16 +837,14 @@ static void test_errors(Fixture *f, gconstpointer data) {
         /* Idempotent retry: the same path, and the pools not even written to. */
         before = kernel_snapshot(f);
         pools_before = pools_str(f->c);
-        w_before = g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, fake_kernel_get(f->fk, 0, KB2M, "writes"),
-                                   fake_kernel_get(f->fk, 1, KB2M, "writes"));
+        w_before = writes_str(f);
         retry = reserve_ok(f->c, "x", 0, 4 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(retry, ==, px);
         after = kernel_snapshot(f);
         g_assert_cmpstr(after, ==, before);
         pools_after = pools_str(f->c);
         g_assert_cmpstr(pools_after, ==, pools_before);
-        w_after = g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, fake_kernel_get(f->fk, 0, KB2M, "writes"),
-                                  fake_kernel_get(f->fk, 1, KB2M, "writes"));
+        w_after = writes_str(f);
         g_assert_cmpstr(w_after, ==, w_before);
         g_assert_cmpuint(n_reservations(f->c), ==, 1);
 
@@ -810,7 +852,8 @@ static void test_errors(Fixture *f, gconstpointer data) {
         g_clear_pointer(&pools_before, g_free);
         pools_before = pools_str(f->c);
         e = reserve_fails(f->c, "toomuch", 0, 0,
-                          opts("{'node_bytes': <[(uint32 0, uint64 8388608), (1, 10485760000)]>}"), E_INSUFFICIENT);
+                          opts("{'node_bytes': <[(uint32 0, uint64 8388608), (1, 10485760000)]>}"),
+                          E_INSUFFICIENT);
         g_test_message("InsufficientPages: %s", e->message);
         g_assert_nonnull(strstr(e->message, "node 1"));
         g_assert_nonnull(strstr(e->message, "5000"));
@@ -835,13 +878,11 @@ static void test_errors(Fixture *f, gconstpointer data) {
 
         /* More than the machine's memory: refused before anything is touched. */
         g_clear_pointer(&w_before, g_free);
-        w_before = g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, fake_kernel_get(f->fk, 0, KB2M, "writes"),
-                                   fake_kernel_get(f->fk, 1, KB2M, "writes"));
+        w_before = writes_str(f);
         e = reserve_fails(f->c, "toomuch", 0, G_GUINT64_CONSTANT(1) << 60, NULL, E_INSUFFICIENT);
         g_clear_error(&e);
         g_clear_pointer(&w_after, g_free);
-        w_after = g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, fake_kernel_get(f->fk, 0, KB2M, "writes"),
-                                  fake_kernel_get(f->fk, 1, KB2M, "writes"));
+        w_after = writes_str(f);
         g_assert_cmpstr(w_after, ==, w_before);
         g_assert_cmpuint(n_reservations(f->c), ==, 1);
 }
@@ -1083,7 +1124,8 @@ static void test_malformed(Fixture *f, gconstpointer data) {
         e = call_fails(f->c, "/org/hugepaged1/pool/2048kB/node00", PROPS_IFACE, "Get",
                        g_variant_new("(ss)", POOL_IFACE, "Total"), "org.freedesktop.DBus.Error.UnknownObject");
         g_clear_error(&e);
-        e = call_fails(f->c, RES_PREFIX "nope", RES_IFACE, "Release", NULL, "org.freedesktop.DBus.Error.UnknownObject");
+        e = call_fails(f->c, RES_PREFIX "nope", RES_IFACE, "Release", NULL,
+                       "org.freedesktop.DBus.Error.UnknownObject");
         g_clear_error(&e);
 
         ping(f->c);
@@ -1300,7 +1342,8 @@ static void test_lifetime_caller(Fixture *f, gconstpointer data) {
         g_assert_no_error(e);
         WAIT_FOR(n_reservations(f->c) == 1, WAIT_MS);
         WAIT_FOR(nr(f, 1, KB2M) == 1, WAIT_MS);
-        e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "GetReservation", g_variant_new("(s)", "mine"), E_NO_RES);
+        e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "GetReservation", g_variant_new("(s)", "mine"),
+                       E_NO_RES);
         g_clear_error(&e);
         g_assert_cmpuint(prop_u64(f->c, NODE1_PATH, POOL_IFACE, "Reserved"), ==, 1);
         g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "ReservedBytes"), ==, PS2M);
@@ -1334,17 +1377,22 @@ static const Params params_floor_node0 = { .pre = pre_floor_node0 };
 static void test_restart_sigkill(Fixture *f, gconstpointer data) {
         g_autofree char *pa = NULL, *pb = NULL, *list = NULL, *pools = NULL, *kernel = NULL, *s = NULL;
         g_autoptr(GVariant) props_a = NULL, props_b = NULL, props_a2 = NULL, props_b2 = NULL;
-        g_autofree char *pa2 = NULL, *pb2 = NULL;
+        g_autofree char *pa2 = NULL, *pb2 = NULL, *long_tail = g_strnfill(112, '.'), *odd_name = NULL;
+        g_autofree char *podd = NULL, *podd2 = NULL;
 
         pa = reserve_ok(f->c, "a", 0, 10 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
         pb = reserve_ok(f->c, "b", 0, 0, opts("{'node_bytes': <[(uint32 1, uint64 4194304)]>}"));
+        /* The longest name, with every punctuation character allowed, through the state file and back. */
+        odd_name = g_strconcat(":1.42@host+x_y-z", long_tail, NULL);
+        g_assert_cmpuint(strlen(odd_name), ==, 128);
+        podd = reserve_ok(f->c, odd_name, 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 25);
-        g_assert_cmpuint(nr(f, 1, KB2M), ==, 2);
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 3);
         props_a = get_all(f->c, pa, RES_IFACE);
         props_b = get_all(f->c, pb, RES_IFACE);
         list = reservations_str(f->c);
         pools = pools_str(f->c);
-        s = expected_pools_2m(25, 5, 20, 2, 2, 0);
+        s = expected_pools_2m(25, 5, 20, 3, 3, 0);
         g_assert_cmpstr(pools, ==, s);
         kernel = kernel_snapshot(f);
 
@@ -1371,7 +1419,11 @@ static void test_restart_sigkill(Fixture *f, gconstpointer data) {
         g_clear_pointer(&s, g_free);
         s = kernel_snapshot(f);
         g_assert_cmpstr(s, ==, kernel);
-        g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "ReservedBytes"), ==, 7 * PS2M);
+        g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "ReservedBytes"), ==, 8 * PS2M);
+        podd2 = get_reservation(f->c, odd_name);
+        g_assert_cmpstr(podd2, ==, podd);
+        release_ok(f->c, odd_name);
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 2);
 
         /* The identical request after the restart is still a retry. */
         g_clear_pointer(&pa2, g_free);
@@ -1447,6 +1499,64 @@ static void test_restart_keeps_live_caller(Fixture *f, gconstpointer data) {
         g_assert_no_error(e);
         WAIT_FOR(n_reservations(f->c) == 0, WAIT_MS);
         WAIT_FOR(nr(f, 0, KB2M) == 0, WAIT_MS);
+}
+
+static void on_killed_call_done(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, NULL);
+
+        *(gboolean *) user_data = TRUE;
+}
+
+/* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
+ * half-done work, and takes none of it for someone else's Floor. */
+static void test_restart_mid_request(Fixture *f, gconstpointer data) {
+        g_autofree char *s = NULL, *want = NULL, *p = NULL;
+        gboolean done = FALSE;
+
+        /* Reserve: killed between growing node 0 and node 1; never acknowledged, so nothing stays. */
+        fake_kernel_control(f->fk, "delay_ms 1500");
+        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
+                               g_variant_new("(stt@a{sv})", "slow", (guint64) 0, (guint64) 0,
+                                             opts("{'node_bytes': <[(uint32 0, uint64 20971520), "
+                                                  "(1, 20971520)]>}")),
+                               G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
+                               on_killed_call_done, &done);
+        g_usleep(700 * 1000); /* within the first of the two writes */
+        daemon_end(f, SIGKILL);
+        fake_kernel_control(f->fk, "delay_ms 0");
+        WAIT_FOR(done, WAIT_MS);
+        g_test_message("after the kill: node0 %" G_GUINT64_FORMAT " node1 %" G_GUINT64_FORMAT, nr(f, 0, KB2M),
+                       nr(f, 1, KB2M));
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
+        daemon_start(f);
+        g_assert_cmpuint(n_reservations(f->c), ==, 0);
+        s = pools_str(f->c);
+        want = expected_pools_2m(0, 0, 0, 0, 0, 0);
+        g_assert_cmpstr(s, ==, want);
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 0);
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
+
+        /* Release: decided on disk before the pools shrink, so the restart finishes the shrinking. */
+        p = reserve_ok(f->c, "slow", 0, 0, opts("{'node_bytes': <[(uint32 0, uint64 20971520), (1, 20971520)]>}"));
+        fake_kernel_control(f->fk, "delay_ms 1500");
+        done = FALSE;
+        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Release",
+                               g_variant_new("(s)", "slow"), G_VARIANT_TYPE("()"), G_DBUS_CALL_FLAGS_NONE,
+                               TEST_CALL_TIMEOUT_MS, NULL, on_killed_call_done, &done);
+        g_usleep(700 * 1000); /* within the first of the two writes */
+        daemon_end(f, SIGKILL);
+        fake_kernel_control(f->fk, "delay_ms 0");
+        WAIT_FOR(done, WAIT_MS);
+        g_test_message("after the kill: node0 %" G_GUINT64_FORMAT " node1 %" G_GUINT64_FORMAT, nr(f, 0, KB2M),
+                       nr(f, 1, KB2M));
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 10);
+        daemon_start(f);
+        g_assert_cmpuint(n_reservations(f->c), ==, 0);
+        g_clear_pointer(&s, g_free);
+        s = pools_str(f->c);
+        g_assert_cmpstr(s, ==, want);
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 0);
+        g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
 }
 
 /* ---- 10. changes from outside ---- */
@@ -1716,6 +1826,7 @@ int main(int argc, char *argv[]) {
         ADD("/bus/restart/sigterm", NULL, test_sigterm_keeps_pools);
         ADD("/bus/restart/gone-owners", NULL, test_restart_releases_gone_owners);
         ADD("/bus/restart/live-caller", NULL, test_restart_keeps_live_caller);
+        ADD("/bus/restart/mid-request", NULL, test_restart_mid_request);
         ADD("/bus/outside-change", NULL, test_outside_change);
         ADD("/bus/many-clients", &params_floor_node1_7, test_many_clients);
         ADD("/bus/ready-watchdog", &params_no_daemon, test_ready_watchdog);

@@ -137,6 +137,7 @@ static int run(int argc, char *argv[]) {
         r = manager_new(event, arg_root, arg_state_dir, &m);
         if (r < 0)
                 return log_error_errno(r, "cannot allocate the manager: %m");
+        m->watchdog = sd_watchdog_enabled(false, NULL) > 0;
 
         r = config_load(&m->config, arg_config, arg_config_given);
         if (r < 0)

@@ -10,6 +10,7 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,9 @@ static int pool_apply(Pool *p, uint64_t target) {
 
         page_size_str(ps, p->page_size);
         for (unsigned attempt = 1;; attempt++) {
+                /* A large allocation with compaction holds the loop for a long time; it is still alive. */
+                if (m->watchdog)
+                        (void) sd_notify(false, "WATCHDOG=1");
                 r = kernel_write_node_nr(m->kernel, p->page_size, p->node, target);
                 if (r < 0)
                         return log_error_errno(r, "cannot set %s pages on node %" PRIu32 " to %" PRIu64 ": %m", ps,

@@ -112,6 +112,7 @@ struct Manager {
         size_t n_page_sizes;
         uint64_t default_page_size;
         uint64_t mem_total;     /* bytes of RAM; 0 if unknown */
+        bool watchdog;          /* the service manager wants WATCHDOG=1 pings */
         PageSizeTotals *totals; /* one per page size */
         uint32_t *nodes;
         size_t n_nodes;

@@ -61,6 +61,11 @@ if [ -z "$pkg" ]; then
 fi
 [ -n "$pkg" ] || skip "apt knows no linux-image-amd64 package"
 kdir=$cache/$pkg
+# Two runs sharing a build directory (a developer's and CI's, or parallel setups) must not unpack over
+# each other: hold a lock while the cache is filled.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -e "$kdir/.complete" ]; then
         rm -rf "$kdir"
         mkdir -p "$kdir/deb"
@@ -76,6 +81,7 @@ if [ ! -e "$kdir/.complete" ]; then
         ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1 || die "no boot/vmlinuz-* in $pkg"
         touch "$kdir/.complete"
 fi
+flock -u 9
 vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -n 1)
 kconfig=$(ls "$kdir"/boot/config-* | head -n 1)
 for opt in NUMA ACPI_NUMA MEMORY_HOTPLUG ACPI_HOTPLUG_MEMORY HUGETLBFS DEVTMPFS BLK_DEV_INITRD RD_GZIP \
