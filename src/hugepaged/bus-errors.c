@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The D-Bus names of the core's errors, registered with sd_bus_error_add_map so errno values map too. */
 #include <errno.h>
+#include <string.h>
 
 #include "bus-errors.h"
 
@@ -28,4 +29,15 @@ int bus_error_from_hp(sd_bus_error *ret_error, const HpError *e) {
         };
         HpErrorCode code = e->code > HP_OK && e->code < _HP_ERROR_MAX ? e->code : HP_ERROR_FAILED;
         return sd_bus_error_set(ret_error, names[code], e->message[0] ? e->message : "failed");
+}
+
+int bus_method_result(sd_bus_error *error, int r) {
+        if (r >= 0 || sd_bus_error_is_set(error))
+                return r;
+        if (r == -ENOMEM)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NO_MEMORY, "out of memory");
+        /* What sd-bus's readers return for a message that doesn't have the shape we asked for. */
+        if (r == -EBADMSG || r == -ENXIO || r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "malformed arguments: %s", strerror(-r));
+        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "internal error: %s", strerror(-r));
 }

@@ -15,5 +15,15 @@
 
 extern const sd_bus_error_map hugepaged_error_map[];
 
+/* The daemon's handlers never let a bare errno reach a client: sd-bus would translate it through the map above,
+ * and an internal -ENOMEM or a parser's -ENXIO would read as InsufficientPages or NoSuchNode. */
+int bus_method_result(sd_bus_error *error, int r);
+
+/* Defines handler NAME, which runs NAME##_impl and passes its result through bus_method_result(). */
+#define BUS_METHOD_WRAP(name)                                                                       \
+        static int name(sd_bus_message *message, void *userdata, sd_bus_error *error) {             \
+                return bus_method_result(error, name##_impl(message, userdata, error));            \
+        }
+
 /* Fills ret_error from a core error. */
 int bus_error_from_hp(sd_bus_error *ret_error, const HpError *e);

@@ -164,7 +164,7 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
         return sd_bus_message_exit_container(m);
 }
 
-static int method_reserve(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(reserve_options_done) ReserveOptions o = {};
         Manager *m = userdata;
         ReserveRequest req = {};
@@ -223,11 +223,12 @@ static int method_reserve(sd_bus_message *message, void *userdata, sd_bus_error 
                 if (r < 0) {
                         HpError e2 = {};
                         (void) manager_release(m, res, &e2);
-                        return sd_bus_error_set_errnof(error, r, "cannot track the caller: %m");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot track the caller: %s", strerror(-r));
                 }
         }
         return sd_bus_reply_method_return(message, "o", res->path);
 }
+BUS_METHOD_WRAP(method_reserve)
 
 static Reservation *find_by_name(Manager *m, const char *name, sd_bus_error *error) {
         Reservation *r;
@@ -260,7 +261,7 @@ int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_erro
         return sd_bus_reply_method_return(message, NULL);
 }
 
-static int method_release(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         Reservation *r;
         const char *name;
@@ -274,8 +275,9 @@ static int method_release(sd_bus_message *message, void *userdata, sd_bus_error 
                 return -EINVAL;
         return bus_release(m, r, message, error);
 }
+BUS_METHOD_WRAP(method_release)
 
-static int method_get_reservation(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_get_reservation_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         Reservation *r;
         const char *name;
@@ -289,8 +291,9 @@ static int method_get_reservation(sd_bus_message *message, void *userdata, sd_bu
                 return -EINVAL;
         return sd_bus_reply_method_return(message, "o", r->path);
 }
+BUS_METHOD_WRAP(method_get_reservation)
 
-static int method_list_reservations(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_list_reservations_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
         int r;
@@ -313,8 +316,9 @@ static int method_list_reservations(sd_bus_message *message, void *userdata, sd_
                 return r;
         return sd_bus_send(NULL, reply, NULL);
 }
+BUS_METHOD_WRAP(method_list_reservations)
 
-static int method_list_pools(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_list_pools_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
         int r;
@@ -348,6 +352,7 @@ static int method_list_pools(sd_bus_message *message, void *userdata, sd_bus_err
                 return r;
         return sd_bus_send(NULL, reply, NULL);
 }
+BUS_METHOD_WRAP(method_list_pools)
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-errors.h"
 #include "bus.h"
 #include "log.h"
 #include "macro.h"
@@ -86,10 +87,11 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return sd_bus_message_append(reply, "s", reservation_state_to_string(r));
 }
 
-static int method_release(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Reservation *r = userdata;
         return bus_release(r->manager, r, message, error);
 }
+BUS_METHOD_WRAP(method_release)
 
 const sd_bus_vtable reservation_vtable[] = {
         SD_BUS_VTABLE_START(0),
