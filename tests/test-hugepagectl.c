@@ -701,7 +701,9 @@ static char *complete(Fixture *f, const char *words) {
 }
 
 static void test_completion(Fixture *f, gconstpointer data) {
-        if (!g_find_program_in_path("bash")) {
+        g_autofree char *bash = g_find_program_in_path("bash");
+
+        if (!bash) {
                 g_test_skip("no bash");
                 return;
         }
