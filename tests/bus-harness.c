@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -336,6 +337,12 @@ static const char bus_config_fmt[] =
         "  <policy user=\"root\">\n"
         "    <allow send_destination=\"org.freedesktop.DBus\"\n"
         "           send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
+        "  </policy>\n"
+        "  <!-- Test-only: the soak benchmark (as root) counts the daemon's match rules with\n"
+        "       GetConnectionStats. -->\n"
+        "  <policy user=\"root\">\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\"\n"
+        "           send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
         "  </policy>\n"
         "  <!-- Test-only: lets a polkit mock (python-dbusmock, as root) stand in for polkitd, and lets\n"
         "       anyone call it as the real polkit policy does. -->\n"
@@ -670,6 +677,21 @@ TestDaemon *test_daemon_start_full(TestBus *b, const char *root, const char *sta
         d->log_path = g_build_filename(d->dir, "hugepaged.log", NULL);
         notify_socket_open(d);
 
+        /* $HUGEPAGED_DAEMON_WRAPPER (e.g. "valgrind --error-exitcode=99 ...", set by the valgrind test setup)
+         * runs the daemon under a tool; its exit status then reaches the tests' exit-status checks. Only the
+         * daemon built here: a $HUGEPAGED_BIN stand-in (the selftest's stub) runs as it is. */
+        {
+                const char *w = g_getenv("HUGEPAGED_BIN") ? NULL : g_getenv("HUGEPAGED_DAEMON_WRAPPER");
+                g_auto(GStrv) wrapper = NULL;
+                g_autoptr(GError) error = NULL;
+
+                if (w && *w) {
+                        if (!g_shell_parse_argv(w, NULL, &wrapper, &error))
+                                harness_fail("cannot parse HUGEPAGED_DAEMON_WRAPPER: %s", error->message);
+                        for (char **a = wrapper; a && *a; a++)
+                                g_ptr_array_add(argv, g_strdup(*a));
+                }
+        }
         g_ptr_array_add(argv, daemon_binary());
         if (root)
                 g_ptr_array_add(argv, g_strconcat("--root=", root, NULL));
@@ -911,6 +933,15 @@ GVariant *test_get_property(GDBusConnection *c, const char *path, const char *if
         if (reply)
                 g_variant_get(reply, "(v)", &value);
         return value;
+}
+
+gboolean test_pidfd_supported(void) {
+        int fd = (int) syscall(SYS_pidfd_open, getpid(), 0);
+
+        if (fd < 0)
+                return errno != ENOSYS;
+        close(fd);
+        return TRUE;
 }
 
 char *test_tmpdir(const char *tmpl) {

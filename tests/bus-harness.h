@@ -39,6 +39,8 @@ typedef struct TestDaemon TestDaemon;
  * file in a per-daemon tmpdir, so the host's /etc config and /run state are never used. stdout+stderr go to
  * a log file, NOTIFY_SOCKET to a datagram socket read by a harness thread; the child is SIGKILLed if the
  * test process dies (spawn from the main thread: PDEATHSIG follows the forking thread).
+ * $HUGEPAGED_DAEMON_WRAPPER, if set, is split like a shell command line and put in front (valgrind); not for
+ * a $HUGEPAGED_BIN stand-in.
  * Waits up to 15 s until org.hugepaged1 has an owner; fails the test (log dumped) if the daemon exits or
  * times out first. */
 TestDaemon *test_daemon_start(TestBus *b, const char *root, const char *state_dir, const char *config,
@@ -98,6 +100,10 @@ GVariant *test_call(GDBusConnection *c, const char *path, const char *iface, con
                     GVariant *args, const GVariantType *reply_type, GError **error);
 /* org.freedesktop.DBus.Properties.Get on org.hugepaged1, unwrapped; asserts success. */
 GVariant *test_get_property(GDBusConnection *c, const char *path, const char *iface, const char *prop);
+/* Whether pidfd_open() works here. Lifetime 'pid' needs it; valgrind 3.19 (Debian 12) doesn't emulate it
+ * (syscall 434), and under `meson test --setup=valgrind` this process and the daemon run under the same
+ * valgrind, so tests of that lifetime skip when this is FALSE. */
+gboolean test_pidfd_supported(void);
 /* g_dir_make_tmp() wrapper (tmpl like "hugepaged-XXXXXX"); asserts success. Free with g_free(). */
 char *test_tmpdir(const char *tmpl);
 /* rm -rf that neither follows symlinks nor crosses mount points (a FUSE fake kernel may be mounted

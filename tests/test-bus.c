@@ -235,10 +235,21 @@ static void release_ok(GDBusConnection *c, const char *name) {
 /* An options dictionary in GVariant text format, e.g. "{'nodes': <[uint32 1]>}". */
 static GVariant *opts(const char *text) {
         g_autoptr(GError) e = NULL;
-        GVariant *v = g_variant_parse(G_VARIANT_TYPE("a{sv}"), text, NULL, NULL, &e);
+        g_autoptr(GVariant) v = g_variant_parse(G_VARIANT_TYPE("a{sv}"), text, NULL, NULL, &e);
+        GVariantBuilder b;
+        GVariantIter it;
+        GVariant *child;
 
         g_assert_no_error(e);
-        return v;
+        /* g_variant_parse() returns a full reference, which "@a{sv}" would only add to: hand out a floating
+         * copy instead, so the call that takes it owns it (valgrind counted the difference as leaks). */
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+        g_variant_iter_init(&it, v);
+        while ((child = g_variant_iter_next_value(&it))) {
+                g_variant_builder_add_value(&b, child);
+                g_variant_unref(child);
+        }
+        return g_variant_builder_end(&b);
 }
 
 /* What sd_bus_path_encode() makes of a name: every byte but [A-Za-z] and non-leading [0-9] as _xx. */
@@ -1102,8 +1113,9 @@ static void test_malformed(Fixture *f, gconstpointer data) {
         e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "Frobnicate", NULL,
                        "org.freedesktop.DBus.Error.UnknownMethod");
         g_clear_error(&e);
+        /* An interface the bus policy does not list never reaches the daemon, not even from root. */
         e = call_fails(f->c, MANAGER_PATH, "org.hugepaged1.Nope", "Reserve", NULL,
-                       "org.freedesktop.DBus.Error.UnknownMethod");
+                       "org.freedesktop.DBus.Error.AccessDenied");
         g_clear_error(&e);
         e = call_fails(f->c, MANAGER_PATH, PROPS_IFACE, "Get", g_variant_new("(ss)", MANAGER_IFACE, "Bogus"),
                        "org.freedesktop.DBus.Error.UnknownProperty");
@@ -1352,7 +1364,13 @@ static void test_lifetime_caller(Fixture *f, gconstpointer data) {
 static void test_lifetime_pid(Fixture *f, gconstpointer data) {
         g_autofree char *path = NULL, *lifetime = NULL, *o = NULL;
         g_autoptr(GVariant) pidv = NULL;
-        GPid child = spawn_sleep();
+        GPid child;
+
+        if (!test_pidfd_supported()) {
+                g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
+                return;
+        }
+        child = spawn_sleep();
 
         o = g_strdup_printf("{'nodes': <[uint32 0]>, 'lifetime': <'pid'>, 'pid': <uint32 %d>}", (int) child);
         path = reserve_ok(f->c, "bypid", 0, 2 * PS2M, opts(o));
@@ -1462,7 +1480,13 @@ static void test_restart_releases_gone_owners(Fixture *f, gconstpointer data) {
         g_autoptr(GDBusConnection) c2 = test_bus_connect(f->bus);
         g_autofree char *pc = NULL, *pp = NULL, *pk = NULL, *o = NULL, *s = NULL;
         g_autoptr(GError) e = NULL;
-        GPid child = spawn_sleep();
+        GPid child;
+
+        if (!test_pidfd_supported()) {
+                g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
+                return;
+        }
+        child = spawn_sleep();
 
         pk = reserve_ok(f->c, "keep", 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
         pc = reserve_ok(c2, "caller", 0, 3 * PS2M, opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));

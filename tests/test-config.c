@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <syslog.h>
@@ -80,6 +81,9 @@ static void assert_defaults(const Config *c) {
         g_assert_cmpuint(c->alloc_attempts, ==, 5);
         g_assert_cmpuint(c->alloc_timeout_usec, ==, 120 * USEC);
         g_assert_true(c->compaction);
+        g_assert_cmpuint(c->max_reservations_per_user, ==, CONFIG_MAX_RESERVATIONS_PER_USER_DEFAULT);
+        g_assert_cmpuint(c->max_bytes_per_user, ==, CONFIG_UNLIMITED);
+        g_assert_cmpuint(config_max_reserved_bytes(c, 64 * G), ==, CONFIG_UNLIMITED);
         g_assert_cmpuint(c->n_pools, ==, 0);
 }
 
@@ -350,6 +354,17 @@ static const BadCase bad_cases[] = {
         { "syntax-then-value", "[Daemon]\ngarbage\nMaxReservations=0\n", NULL,
           "*hugepaged.conf:2: syntax error*",
           "*MaxReservations*" },
+        { "per-user-count", "[Limits]\nMaxReservationsPerUser=lots\n", NULL,
+          "*hugepaged.conf:2: MaxReservationsPerUser=lots: expected 0..1000000 or infinity*" },
+        { "per-user-count-high", "[Limits]\nMaxReservationsPerUser=1000001\n", NULL,
+          "*hugepaged.conf:2: MaxReservationsPerUser=1000001*" },
+        { "per-user-bytes", "[Limits]\nMaxBytesPerUser=16Q\n", NULL,
+          "*hugepaged.conf:2: MaxBytesPerUser=16Q: expected a size*" },
+        { "reserved-0-percent", "[Limits]\nMaxReservedBytes=0%\n", NULL,
+          "*hugepaged.conf:2: MaxReservedBytes=0%: expected a percentage of RAM from 1% to 100%*" },
+        { "reserved-101-percent", "[Limits]\nMaxReservedBytes=101%\n", NULL, "*MaxReservedBytes=101%*" },
+        { "reserved-percent-only", "[Limits]\nMaxReservedBytes=%\n", NULL, "*MaxReservedBytes=%:*" },
+        { "reserved-fraction", "[Limits]\nMaxReservedBytes=12.5%\n", NULL, "*MaxReservedBytes=12.5%*" },
         { "dropin-bad", "[Daemon]\nMaxReservations=5\n", "# local\n[Allocation]\nMaxAttempts=x\n",
           "*hugepaged.conf.d/50-test.conf:3: MaxAttempts=x*" },
 };
@@ -386,6 +401,32 @@ static void test_bad_dropin_stops(Fixture *f, gconstpointer data) {
         g_test_trap_assert_stderr_unmatched("*30-also-bad.conf*");
 }
 
+/* [Limits]: counts, sizes, percentages and infinity; a later file overrides the kind of limit too. */
+static void test_limits(Fixture *f, gconstpointer data) {
+        write_file(f->path, "[Limits]\nMaxReservationsPerUser=3\nMaxBytesPerUser=16G\nMaxReservedBytes=50%\n");
+        g_assert_cmpint(config_load(&f->config, f->path, true), ==, 0);
+        g_assert_cmpuint(f->config.max_reservations_per_user, ==, 3);
+        g_assert_cmpuint(f->config.max_bytes_per_user, ==, 16 * G);
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, 64 * G), ==, 32 * G);
+        /* floor(mem * percent / 100), exactly, also where mem * percent would overflow. */
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, 199), ==, 99);
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, UINT64_MAX), ==, UINT64_MAX / 2);
+        /* Unknown RAM: a percentage of it grants nothing. */
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, 0), ==, 0);
+
+        write_dropin(f, "50-abs.conf", "[limits]\nmaxreservedbytes=2048kB\nMaxReservationsPerUser=0\n");
+        write_dropin(f, "60-inf.conf", "[Limits]\nMaxBytesPerUser=infinity\n");
+        g_assert_cmpint(config_load(&f->config, f->path, true), ==, 0);
+        g_assert_cmpuint(f->config.max_reservations_per_user, ==, 0);
+        g_assert_cmpuint(f->config.max_bytes_per_user, ==, CONFIG_UNLIMITED);
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, 64 * G), ==, 2 * M);
+
+        write_dropin(f, "70-inf.conf", "[Limits]\nMaxReservedBytes=Infinity\nMaxReservationsPerUser=infinity\n");
+        g_assert_cmpint(config_load(&f->config, f->path, true), ==, 0);
+        g_assert_cmpuint(config_max_reserved_bytes(&f->config, 64 * G), ==, CONFIG_UNLIMITED);
+        g_assert_cmpuint(f->config.max_reservations_per_user, ==, UINT_MAX);
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char *argv[]) {
@@ -404,6 +445,7 @@ int main(int argc, char *argv[]) {
         ADD("/config/pool-limits", test_pool_limits);
         ADD("/config/pool-limits-order", test_pool_limits_order);
         ADD("/config/bad-dropin-stops", test_bad_dropin_stops);
+        ADD("/config/limits", test_limits);
         for (size_t i = 0; i < ELEMENTSOF(bad_cases); i++) {
                 g_autofree char *path = g_strconcat("/config/bad/", bad_cases[i].name, NULL);
                 g_test_add(path, Fixture, &bad_cases[i], fixture_setup, test_bad, fixture_teardown);

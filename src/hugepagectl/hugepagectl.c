@@ -275,6 +275,8 @@ static int bus_connect(sd_bus **ret) {
                 return EXIT_UNREACHABLE;
         }
         (void) sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT_USEC);
+        /* A user other than root needs polkit's consent to change anything: let an agent ask for a password. */
+        (void) sd_bus_set_allow_interactive_authorization(bus, true);
         *ret = bus;
         return EXIT_OK;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.hugepaged1.Manager at /org/hugepaged1: parses and bounds the arguments, calls the core, replies. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus-errors.h"
+#include "bus-polkit.h"
 #include "bus.h"
 #include "build-config.h"
 #include "config.h"
@@ -14,13 +16,7 @@
 #include "util.h"
 
 int bus_message_get_uid(sd_bus_message *m, uid_t *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        int r;
-
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r < 0)
-                return r;
-        return sd_bus_creds_get_euid(creds, ret);
+        return bus_message_get_sender_uid(m, ret);
 }
 
 typedef struct ReserveOptions {
@@ -187,6 +183,13 @@ static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_e
         if (r < 0)
                 return r;
 
+        /* Only a well-formed request is worth polkit's (and an administrator's) time. */
+        r = bus_verify_polkit_async(m, message, POLKIT_ACTION_RESERVE, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1; /* polkit is asked; the call is dispatched again with its answer */
+
         r = bus_message_get_uid(message, &uid);
         if (r < 0)
                 return r;
@@ -243,17 +246,16 @@ static Reservation *find_by_name(Manager *m, const char *name, sd_bus_error *err
 }
 
 int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_error *error) {
+        char what[RESERVATION_NAME_MAX + 16];
         HpError e = {};
-        uid_t uid;
         int k;
 
-        k = bus_message_get_uid(message, &uid);
+        (void) snprintf(what, sizeof(what), "reservation %s", r->name);
+        k = bus_verify_owner_or_polkit(m, message, r->uid, POLKIT_ACTION_RELEASE_ANY, what, error);
         if (k < 0)
                 return k;
-        if (uid != 0 && uid != r->uid)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "reservation %s belongs to uid %u; only it or root may release it", r->name,
-                                         (unsigned) r->uid);
+        if (k == 0)
+                return 1; /* polkit is asked; the call is dispatched again, and r looked up again */
         (void) manager_refresh(m);
         k = manager_release(m, r, &e);
         if (k < 0)

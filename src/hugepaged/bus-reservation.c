@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "bus-polkit.h"
 #include "bus.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "util.h"
 
 /* While a reservation is being removed it must still be found, so InterfacesRemoved can list its interfaces. */
 static Reservation *dying;
@@ -93,6 +95,44 @@ static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_e
 }
 BUS_METHOD_WRAP(method_release)
 
+/* Who may bind a reservation to a process: as for Release, its owner, root, or whoever polkit lets release any
+ * reservation. Returns as bus_verify_owner_or_polkit(): 1 yes, 0 polkit is being asked, <0 no. */
+static int bind_process_check_access(Reservation *r, sd_bus_message *message, sd_bus_error *error) {
+        char what[RESERVATION_NAME_MAX + 16];
+
+        (void) snprintf(what, sizeof(what), "reservation %s", r->name);
+        return bus_verify_owner_or_polkit(r->manager, message, r->uid, POLKIT_ACTION_RELEASE_ANY, what, error);
+}
+
+static int method_bind_process_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Reservation *r = userdata;
+        Manager *m = r->manager;
+        Lifetime old_lifetime = r->lifetime;
+        uint32_t old_pid = r->pid, pid;
+        HpError e = {};
+        int k;
+
+        k = sd_bus_message_read(message, "u", &pid);
+        if (k < 0)
+                return k;
+        k = bind_process_check_access(r, message, error);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return 1; /* polkit is asked; the call is dispatched again with its answer */
+        k = manager_bind_process(m, r, pid, &e);
+        if (k < 0)
+                return bus_error_from_hp(error, &e);
+        if (m->bus && (r->lifetime != old_lifetime || r->pid != old_pid)) {
+                k = sd_bus_emit_properties_changed(m->bus, r->path, "org.hugepaged1.Reservation", "Lifetime", "PID",
+                                                   NULL);
+                if (k < 0)
+                        log_debug_errno(k, "cannot emit PropertiesChanged for %s: %m", r->path);
+        }
+        return sd_bus_reply_method_return(message, NULL);
+}
+BUS_METHOD_WRAP(method_bind_process)
+
 const sd_bus_vtable reservation_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", property_get_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -100,11 +140,13 @@ const sd_bus_vtable reservation_vtable[] = {
         SD_BUS_PROPERTY("Pages", "t", NULL, offsetof(Reservation, pages), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("NodePages", "a(ut)", property_get_node_pages, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("OwnerUID", "u", property_get_uid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Lifetime", "s", property_get_lifetime, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("PID", "u", NULL, offsetof(Reservation, pid), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Lifetime", "s", property_get_lifetime, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PID", "u", NULL, offsetof(Reservation, pid), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CreatedUSec", "t", NULL, offsetof(Reservation, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("BindProcess", SD_BUS_ARGS("u", pid), SD_BUS_NO_RESULT, method_bind_process,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

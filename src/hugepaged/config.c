@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@ void config_init(Config *c) {
                 .alloc_attempts = 5,
                 .alloc_timeout_usec = 120 * 1000000ULL,
                 .compaction = true,
+                .max_reservations_per_user = CONFIG_MAX_RESERVATIONS_PER_USER_DEFAULT,
+                .max_bytes_per_user = CONFIG_UNLIMITED,
+                .max_reserved_bytes = CONFIG_UNLIMITED,
         };
 }
 
@@ -59,6 +63,50 @@ static int parse_seconds(const char *v, uint64_t max_sec, uint64_t *ret_usec) {
                 return -ERANGE;
         *ret_usec = s * 1000000ULL;
         return 0;
+}
+
+static bool is_infinity(const char *v) {
+        return strcasecmp(v, "infinity") == 0;
+}
+
+/* A size ("16G", "2048kB", bytes) or "infinity". */
+static int parse_size_limit(const char *v, uint64_t *ret) {
+        if (is_infinity(v)) {
+                *ret = CONFIG_UNLIMITED;
+                return 0;
+        }
+        return parse_size(v, ret);
+}
+
+/* "50%", a size, or "infinity". */
+static int parse_reserved_limit(const char *v, uint64_t *ret_bytes, unsigned *ret_percent) {
+        size_t l = strlen(v);
+        uint64_t u;
+
+        if (l > 1 && v[l - 1] == '%') {
+                char num[16];
+                if (l - 1 >= sizeof(num))
+                        return -EINVAL;
+                memcpy(num, v, l - 1);
+                num[l - 1] = '\0';
+                if (parse_u64(num, &u) < 0 || u < 1 || u > 100)
+                        return -ERANGE;
+                *ret_percent = (unsigned) u;
+                *ret_bytes = CONFIG_UNLIMITED;
+                return 0;
+        }
+        if (parse_size_limit(v, &u) < 0)
+                return -EINVAL;
+        *ret_percent = 0;
+        *ret_bytes = u;
+        return 0;
+}
+
+uint64_t config_max_reserved_bytes(const Config *c, uint64_t mem_total) {
+        if (c->max_reserved_percent == 0)
+                return c->max_reserved_bytes;
+        /* Exactly floor(mem_total * percent / 100), without the product, which could overflow. */
+        return mem_total / 100 * c->max_reserved_percent + mem_total % 100 * c->max_reserved_percent / 100;
 }
 
 /* "[Pool 2M]" or "[Pool 2M node1]" or "[Pool 1G 1]". */
@@ -140,6 +188,25 @@ static int handler(void *user, const char *section, const char *name, const char
                 } else if (strcasecmp(name, "Compaction") == 0) {
                         if (parse_bool(value, &c->compaction) < 0)
                                 return FAIL(ctx, "Compaction=%s: expected yes or no", value);
+                } else
+                        log_warning("unknown key %s in section [%s], ignoring", name, section);
+        } else if (strcasecmp(section, "Limits") == 0) {
+                if (strcasecmp(name, "MaxReservationsPerUser") == 0) {
+                        if (is_infinity(value))
+                                c->max_reservations_per_user = UINT_MAX;
+                        else if (parse_u64(value, &u) < 0 || u > CONFIG_MAX_RESERVATIONS_MAX)
+                                return FAIL(ctx, "MaxReservationsPerUser=%s: expected 0..%u or infinity", value,
+                                            CONFIG_MAX_RESERVATIONS_MAX);
+                        else
+                                c->max_reservations_per_user = (unsigned) u;
+                } else if (strcasecmp(name, "MaxBytesPerUser") == 0) {
+                        if (parse_size_limit(value, &c->max_bytes_per_user) < 0)
+                                return FAIL(ctx, "MaxBytesPerUser=%s: expected a size such as 16G, or infinity",
+                                            value);
+                } else if (strcasecmp(name, "MaxReservedBytes") == 0) {
+                        if (parse_reserved_limit(value, &c->max_reserved_bytes, &c->max_reserved_percent) < 0)
+                                return FAIL(ctx, "MaxReservedBytes=%s: expected a percentage of RAM from 1%% to "
+                                            "100%%, a size such as 16G, or infinity", value);
                 } else
                         log_warning("unknown key %s in section [%s], ignoring", name, section);
         } else if (strncasecmp(section, "Pool ", 5) == 0) {

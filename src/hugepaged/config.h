@@ -23,12 +23,21 @@ typedef struct Config {
         uint64_t alloc_timeout_usec;
         bool compaction;
 
+        /* [Limits]. Per user: every uid but 0. CONFIG_UNLIMITED (or UINT_MAX) means no limit. */
+        unsigned max_reservations_per_user;
+        uint64_t max_bytes_per_user;
+        /* For everyone, root included: bytes, or when max_reserved_percent is set, that share of RAM. */
+        uint64_t max_reserved_bytes;
+        unsigned max_reserved_percent; /* 1..100; 0: max_reserved_bytes applies */
+
         PoolConfig *pools;
         size_t n_pools;
 } Config;
 
 #define CONFIG_MAX_RESERVATIONS_DEFAULT 4096
 #define CONFIG_MAX_RESERVATIONS_MAX 1000000
+#define CONFIG_MAX_RESERVATIONS_PER_USER_DEFAULT 64
+#define CONFIG_UNLIMITED UINT64_MAX
 
 void config_init(Config *c);
 void config_done(Config *c);
@@ -38,5 +47,9 @@ void config_done(Config *c);
 int config_load(Config *c, const char *path, bool must_exist);
 
 /* The pool limits that apply to (page_size, node): a node's own section beats the size-wide one. */
+/* MaxReservedBytes= in bytes for a machine with mem_total bytes of RAM (0: unknown, which makes a percentage
+ * 0: nothing can be granted against a limit nobody can compute). CONFIG_UNLIMITED: no limit. */
+uint64_t config_max_reserved_bytes(const Config *c, uint64_t mem_total);
+
 void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,
                         uint64_t *ret_max);

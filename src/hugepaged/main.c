@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "bus-polkit.h"
 #include "bus.h"
 #include "log.h"
 #include "macro.h"
@@ -205,6 +206,9 @@ static int run(int argc, char *argv[]) {
 
 finish:
         udev_watch_free(watch);
+        /* Before the bus goes: pending checks hold slots and tracks on it. */
+        if (m)
+                m->polkit_registry = polkit_registry_free(m->polkit_registry);
         manager_free(m);
         return r;
 }

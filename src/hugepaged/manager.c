@@ -3,6 +3,7 @@
  * Requests run to completion one at a time on the event loop, so two requests never interleave on a pool. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,53 @@ int reservation_watch_pid(Reservation *r) {
         return 0;
 }
 
+/* Ties r to process pid (lifetime "pid"), as if it had been reserved with that lifetime; persisted before it
+ * returns. Binding again to the same live process is a no-op, so a hook may repeat it. */
+int manager_bind_process(Manager *m, Reservation *r, uint32_t pid, HpError *error) {
+        Lifetime old_lifetime = r->lifetime;
+        uint32_t old_pid = r->pid;
+        uint64_t old_starttime = r->pid_starttime;
+        int k;
+
+        if (pid == 0)
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "pid must not be 0");
+        /* Already watched: if that process had exited, its pidfd's event would release r before this call. */
+        if (r->lifetime == LIFETIME_PID && r->pid == pid && r->pidfd >= 0)
+                return 0;
+
+        r->pid = pid;
+        r->pid_starttime = 0;
+        k = reservation_watch_pid(r);
+        if (k < 0) {
+                r->pid = old_pid;
+                r->pid_starttime = old_starttime;
+                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "cannot watch process %" PRIu32 ": %s", pid,
+                                    k == -ESRCH ? "no such process" : strerror(-k));
+        }
+        r->lifetime = LIFETIME_PID;
+
+        /* The binding is a promise that the pages come back when the process goes: on disk before the reply. */
+        k = state_save(m);
+        if (k < 0) {
+                r->lifetime = old_lifetime;
+                r->pid = old_pid;
+                r->pid_starttime = old_starttime;
+                r->pid_source = sd_event_source_disable_unref(r->pid_source);
+                r->pidfd = safe_close(r->pidfd);
+                if (old_lifetime == LIFETIME_PID && reservation_watch_pid(r) < 0)
+                        log_warning("reservation %s: its previous process %" PRIu32 " is gone too", r->name, old_pid);
+                return hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+        }
+
+        /* The process owns the pages now; the bus connection that reserved them no longer matters. */
+        r->track = sd_bus_track_unref(r->track);
+        free(r->caller);
+        r->caller = NULL;
+        log_info("reservation %s bound to process %" PRIu32 " (was %s)", r->name, pid,
+                 lifetime_to_string(old_lifetime));
+        return 0;
+}
+
 /* ---- reserve and release ----------------------------------------------------------------------------- */
 
 static int node_pages_cmp(const void *a, const void *b) {
@@ -516,6 +564,63 @@ static void pools_settle_ranges(Manager *m) {
                 m->pools[i]->range_lo = m->pools[i]->range_hi = m->pools[i]->known;
 }
 
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* [Limits]: per uid (not for root, who is trusted with the machine anyway), and the total for everyone. A retry
+ * of an existing reservation never gets here, so it is never refused for a limit it already counts in. */
+static int check_limits(Manager *m, const Plan *plan, uid_t uid, HpError *error) {
+        const Config *c = &m->config;
+        char a[FORMAT_SIZE_MAX], b[FORMAT_SIZE_MAX], l[FORMAT_SIZE_MAX], ram[FORMAT_SIZE_MAX];
+        uint64_t bytes, user_bytes = 0, total = 0, max_total;
+        unsigned user_n = 0;
+
+        bytes = plan->pages > UINT64_MAX / plan->page_size ? UINT64_MAX : plan->pages * plan->page_size;
+        for (size_t i = 0; i < m->n_reservations; i++) {
+                const Reservation *r = m->reservations[i];
+                uint64_t rb = r->pages * r->page_size;
+                total = add_sat(total, rb);
+                if (r->uid == uid) {
+                        user_bytes = add_sat(user_bytes, rb);
+                        user_n++;
+                }
+        }
+
+        if (uid != 0) {
+                if (c->max_reservations_per_user != UINT_MAX && user_n >= c->max_reservations_per_user)
+                        return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                            "uid %u has %u reservations; the limit per user is %u "
+                                            "(MaxReservationsPerUser=)",
+                                            (unsigned) uid, user_n, c->max_reservations_per_user);
+                if (c->max_bytes_per_user != CONFIG_UNLIMITED && add_sat(user_bytes, bytes) > c->max_bytes_per_user)
+                        return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                            "reserving %s would bring uid %u to %s; the limit per user is %s "
+                                            "(MaxBytesPerUser=)",
+                                            format_size(a, sizeof(a), bytes), (unsigned) uid,
+                                            format_size(b, sizeof(b), add_sat(user_bytes, bytes)),
+                                            format_size(l, sizeof(l), c->max_bytes_per_user));
+        }
+
+        max_total = config_max_reserved_bytes(c, m->mem_total);
+        if (max_total != CONFIG_UNLIMITED && add_sat(total, bytes) > max_total) {
+                if (c->max_reserved_percent > 0 && m->mem_total == 0)
+                        return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                            "MaxReservedBytes=%u%% cannot be enforced: the size of RAM is unknown",
+                                            c->max_reserved_percent);
+                if (c->max_reserved_percent > 0)
+                        (void) snprintf(ram, sizeof(ram), "%u%%", c->max_reserved_percent);
+                else
+                        format_size(ram, sizeof(ram), max_total);
+                return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
+                                    "reserving %s would bring the reserved total to %s; the limit is %s "
+                                    "(MaxReservedBytes=%s)",
+                                    format_size(a, sizeof(a), bytes), format_size(b, sizeof(b), add_sat(total, bytes)),
+                                    format_size(l, sizeof(l), max_total), ram);
+        }
+        return 0;
+}
+
 int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error) {
         _cleanup_(plan_done) Plan plan = {};
         char ps[FORMAT_SIZE_MAX], nodes_str[128];
@@ -557,6 +662,9 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
                 return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
                                     "too many reservations: the limit is %u (MaxReservations=)",
                                     m->config.max_reservations);
+        k = check_limits(m, &plan, req->uid, error);
+        if (k < 0)
+                return k;
 
         if (req->lifetime == LIFETIME_PID && kill((pid_t) req->pid, 0) < 0 && errno == ESRCH)
                 return hp_error_set(error, HP_ERROR_INVALID_ARGS, "process %" PRIu32 " does not exist", req->pid);

@@ -15,6 +15,7 @@
 typedef struct Manager Manager;
 typedef struct Pool Pool;
 typedef struct Reservation Reservation;
+typedef struct PolkitRegistry PolkitRegistry;
 
 typedef enum Lifetime {
         LIFETIME_EXPLICIT,
@@ -125,6 +126,9 @@ struct Manager {
 
         uint64_t emitted_reserved_bytes;
         sd_event_source *refresh_timer;
+        /* Pending polkit checks, owned by bus-polkit.c: freed with polkit_registry_free() while the bus is
+         * still open. */
+        PolkitRegistry *polkit_registry;
 
         /* Called after the core changed something, so the bus layer can signal it. May be NULL. */
         void (*on_pools_changed)(Manager *m);
@@ -193,3 +197,5 @@ int manager_save_state(Manager *m);
 
 Reservation *reservation_free(Reservation *r);
 int reservation_watch_pid(Reservation *r);
+/* Binds r to process pid (lifetime becomes LIFETIME_PID), persisted; idempotent for the same live process. */
+int manager_bind_process(Manager *m, Reservation *r, uint32_t pid, HpError *error);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The state file. Written with a temp file, fsync and rename, so a kill -9 at any moment leaves either the old
  * or the new file; parsed with libinih, and distrusted: every value is checked as if a stranger wrote it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -303,12 +304,38 @@ static void keep_aside(const char *path) {
                 log_warning("kept the damaged state file for inspection as %s", aside);
 }
 
+/* A kill -9 between mkostemp() and rename() in state_save() leaves a .state.XXXXXX behind. It never became the
+ * state, so nothing in it counts; without this, every crash at that moment would leave one more. */
+static void remove_stale_temp_files(const char *path) {
+        _cleanup_free_ char *dir = NULL;
+        const char *slash = strrchr(path, '/');
+        DIR *d;
+        struct dirent *de;
+
+        dir = slash ? strndup(path, MAX((size_t) (slash - path), (size_t) 1)) : strdup(".");
+        if (!dir)
+                return;
+        d = opendir(dir);
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, ".state.", 7) == 0 && strlen(de->d_name) == 13) {
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                log_warning_errno(errno, "cannot remove stale temporary state file %s/%s: %m", dir,
+                                                  de->d_name);
+                        else
+                                log_notice("removed %s/%s, a state file a crash left half-written", dir, de->d_name);
+                }
+        closedir(d);
+}
+
 int state_load(const char *path, State *ret) {
         LoadContext ctx = { .state = ret, .path = path, .section = -1 };
         _cleanup_fclose_ FILE *f = NULL;
         int r;
 
         *ret = (State) {};
+        remove_stale_temp_files(path);
         f = fopen(path, "re");
         if (!f) {
                 if (errno == ENOENT)

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers shared by the libFuzzer harnesses: a scratch directory on tmpfs and writing an input to a file. */
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The daemon fsyncs its state file: on tmpfs that costs nothing, so the fuzzer keeps its speed. */
+static inline const char *fuzz_scratch_dir(void) {
+        static char dir[256];
+        if (dir[0])
+                return dir;
+        snprintf(dir, sizeof(dir), "%s/hugepaged-fuzz-XXXXXX",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ?: "/tmp"));
+        if (!mkdtemp(dir))
+                abort();
+        return dir;
+}
+
+/* Logging stays off unless HUGEPAGED_FUZZ_LOG=1: libFuzzer's own output is what matters. */
+static inline void fuzz_setup_logging(void) {
+        const char *v = getenv("HUGEPAGED_FUZZ_LOG");
+        log_set_max_level(v && v[0] == '1' ? LOG_DEBUG : -1);
+}
+
+static inline void fuzz_write_file(const char *path, const uint8_t *data, size_t size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                abort();
+        while (size > 0) {
+                ssize_t n = write(fd, data, size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        abort();
+                data += n;
+                size -= (size_t) n;
+        }
+        close(fd);
+}
