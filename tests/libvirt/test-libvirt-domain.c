@@ -85,11 +85,17 @@ static void test_suffix(void) {
         g_assert_cmpstr(buf, ==, "1000B");
 }
 
+/* g_ptr_array_sort() hands the comparator pointers to the elements, not the elements. */
+static gint compare_paths(gconstpointer a, gconstpointer b) {
+        return g_strcmp0(*(const char *const *) a, *(const char *const *) b);
+}
+
 int main(int argc, char **argv) {
         const char *dir_env = g_getenv("HUGEPAGED_SOURCE_ROOT");
         g_autofree char *dir = dir_env ? g_build_filename(dir_env, "tests", "libvirt", NULL) : g_strdup(".");
         g_autoptr(GDir) d = NULL;
-        GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
+        /* Freed after g_test_run(), which uses the paths as test data. */
+        g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
         const char *name;
 
         if (argc >= 2 && g_str_equal(argv[1], "--print")) {
@@ -110,7 +116,7 @@ int main(int argc, char **argv) {
         while ((name = g_dir_read_name(d)))
                 if (g_str_has_suffix(name, ".xml"))
                         g_ptr_array_add(files, g_build_filename(dir, name, NULL));
-        g_ptr_array_sort(files, (GCompareFunc) g_strcmp0);
+        g_ptr_array_sort(files, compare_paths);
         g_assert_cmpuint(files->len, >=, 30);
         for (guint i = 0; i < files->len; i++) {
                 const char *f = files->pdata[i];
