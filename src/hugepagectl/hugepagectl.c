@@ -1402,6 +1402,15 @@ static int monitor_finish_line(sd_bus_message *m, int r) {
         return 0;
 }
 
+/* Opens a monitor event's JSON object with the fields every event has. */
+static void json_begin_event(Json *j, const char *event) {
+        json_begin_object(j);
+        json_key(j, "time_usec");
+        json_u64(j, realtime_usec());
+        json_key(j, "event");
+        json_string(j, event);
+}
+
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *path = sd_bus_message_get_path(m), *iface;
         int r;
@@ -1411,9 +1420,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return monitor_finish_line(m, r);
         if (arg_json) {
                 Json j = JSON_INIT;
-                json_begin_object(&j);
-                json_key(&j, "time_usec"); json_u64(&j, realtime_usec());
-                json_key(&j, "event"); json_string(&j, "PropertiesChanged");
+                json_begin_event(&j, "PropertiesChanged");
                 json_key(&j, "path"); json_string(&j, path);
                 json_key(&j, "interface"); json_string(&j, iface);
                 json_key(&j, "changed");
@@ -1455,6 +1462,21 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return monitor_finish_line(m, r);
 }
 
+/* InterfacesAdded and InterfacesRemoved as JSON: the path, then the rest of the signal as it is. */
+static int monitor_print_interfaces_json(sd_bus_message *m, const char *event, const char *path) {
+        Json j = JSON_INIT;
+        int r;
+
+        json_begin_event(&j, event);
+        json_key(&j, "path");
+        json_string(&j, path);
+        json_key(&j, "interfaces");
+        r = json_value(&j, m);
+        if (r >= 0)
+                json_end_object(&j);
+        return monitor_finish_line(m, r);
+}
+
 static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *path, *iface;
         bool first = true;
@@ -1463,18 +1485,8 @@ static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return monitor_finish_line(m, r);
-        if (arg_json) {
-                Json j = JSON_INIT;
-                json_begin_object(&j);
-                json_key(&j, "time_usec"); json_u64(&j, realtime_usec());
-                json_key(&j, "event"); json_string(&j, "InterfacesAdded");
-                json_key(&j, "path"); json_string(&j, path);
-                json_key(&j, "interfaces");
-                r = json_value(&j, m);
-                if (r >= 0)
-                        json_end_object(&j);
-                return monitor_finish_line(m, r);
-        }
+        if (arg_json)
+                return monitor_print_interfaces_json(m, "InterfacesAdded", path);
 
         print_timestamp(stdout);
         print_object_label(stdout, path);
@@ -1521,18 +1533,8 @@ static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return monitor_finish_line(m, r);
-        if (arg_json) {
-                Json j = JSON_INIT;
-                json_begin_object(&j);
-                json_key(&j, "time_usec"); json_u64(&j, realtime_usec());
-                json_key(&j, "event"); json_string(&j, "InterfacesRemoved");
-                json_key(&j, "path"); json_string(&j, path);
-                json_key(&j, "interfaces");
-                r = json_value(&j, m);
-                if (r >= 0)
-                        json_end_object(&j);
-                return monitor_finish_line(m, r);
-        }
+        if (arg_json)
+                return monitor_print_interfaces_json(m, "InterfacesRemoved", path);
         print_timestamp(stdout);
         print_object_label(stdout, path);
         fputs(" removed\n", stdout);
@@ -1548,9 +1550,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return monitor_finish_line(m, r);
         if (arg_json) {
                 Json j = JSON_INIT;
-                json_begin_object(&j);
-                json_key(&j, "time_usec"); json_u64(&j, realtime_usec());
-                json_key(&j, "event"); json_string(&j, "NameOwnerChanged");
+                json_begin_event(&j, "NameOwnerChanged");
                 json_key(&j, "running"); json_bool(&j, new_owner[0] != '\0');
                 json_key(&j, "owner"); json_string(&j, new_owner);
                 json_end_object(&j);
