@@ -1761,6 +1761,73 @@ static void test_ready_watchdog(Fixture *f, gconstpointer data) {
         ping(f->c);
 }
 
+/* ---- 12b. no blocking, warm pools (issue 7) ---- */
+
+static const Params params_warm = {
+        .config = DEFAULT_CONFIG "[Pool 2M]\nShrinkDelaySec=60\n",
+};
+
+/* A guest reboot: release, then the same reservation again within the delay. No write reaches the kernel. */
+static void test_warm_reboot(Fixture *f, gconstpointer data) {
+        g_autofree char *p1 = NULL, *p2 = NULL;
+        guint64 writes;
+
+        p1 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
+        writes = fake_kernel_get(f->fk, 0, KB2M, "writes");
+        release_ok(f->c, "vm1");
+        /* The pages stay in the pool as spare. */
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
+        g_assert_cmpuint(prop_u64(f->c, NODE0_PATH, POOL_IFACE, "Reserved"), ==, 0);
+        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, KB2M, "writes"), ==, writes);
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
+
+        /* A restart keeps the spare as spare: not adopted into Floor, not thrown back. */
+        release_ok(f->c, "vm1");
+        daemon_end(f, SIGTERM);
+        daemon_start(f);
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
+        g_assert_cmpuint(prop_u64(f->c, NODE0_PATH, POOL_IFACE, "Floor"), ==, 0);
+        g_free(p2);
+        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, KB2M, "writes"), ==, writes);
+}
+
+static void on_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
+        GVariant **out = userdata;
+        g_autoptr(GError) e = NULL;
+        *out = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &e);
+        g_assert_no_error(e);
+}
+
+/* While a slow allocation runs, the daemon answers; a request on another page size proceeds. */
+static void test_no_blocking(Fixture *f, gconstpointer data) {
+        g_autoptr(GVariant) slow = NULL;
+        g_autofree char *other = NULL;
+        gint64 t0;
+
+        fake_kernel_control(f->fk, "delay_ms 2000");
+        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
+                               g_variant_new("(stt@a{sv})", "slow", PS2M, 8 * PS2M, opts("{'nodes': <[uint32 0]>}")),
+                               G_VARIANT_TYPE("(o)"), 0, 30000, NULL, on_reply, &slow);
+        g_usleep(200000);
+        for (int i = 0; i < 5; i++) {
+                t0 = g_get_monotonic_time();
+                ping(f->c);
+                g_assert_cmpint(g_get_monotonic_time() - t0, <, 500000);
+        }
+        t0 = g_get_monotonic_time();
+        g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "ReservedBytes"), ==, 0);
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, 500000);
+        g_assert_null(slow);
+        while (!slow)
+                g_main_context_iteration(NULL, TRUE);
+        fake_kernel_control(f->fk, "delay_ms 0");
+        g_assert_cmpuint(nr(f, 0, KB2M), ==, 8);
+        g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "StatsPagesFirstWrite"), >=, 8);
+}
+
 /* ---- 13. bad configuration and state ---- */
 
 static void test_bad_config(Fixture *f, gconstpointer data) {
@@ -1856,5 +1923,7 @@ int main(int argc, char *argv[]) {
         ADD("/bus/ready-watchdog", &params_no_daemon, test_ready_watchdog);
         ADD("/bus/bad-config", &params_no_daemon, test_bad_config);
         ADD("/bus/corrupt-state", NULL, test_corrupt_state);
+        ADD("/bus/warm-reboot", &params_warm, test_warm_reboot);
+        ADD("/bus/no-blocking", NULL, test_no_blocking);
         return g_test_run();
 }
