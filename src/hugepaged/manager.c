@@ -310,6 +310,11 @@ uint64_t manager_reserved_bytes(Manager *m) {
 
 int manager_refresh(Manager *m) {
         int ret = 0;
+
+        /* While a worker writes to the kernel, a read of another pool may wait behind it (sysfs files of one
+         * page size share the hugetlb lock; the fake kernel serialises everything): the next tick refreshes. */
+        if (m->n_running > 0)
+                return 0;
         for (size_t i = 0; i < m->n_pools; i++) {
                 int r = pool_refresh(m->pools[i]);
                 if (r < 0 && ret == 0)
