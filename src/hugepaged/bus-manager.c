@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.hugepaged1.Manager at /org/hugepaged1: parses and bounds the arguments, calls the core, replies. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,10 @@
 #include "macro.h"
 #include "manager.h"
 #include "util.h"
+
+static const char *strna(const char *s) {
+        return s ?: "n/a";
+}
 
 int bus_message_get_uid(sd_bus_message *m, uid_t *ret) {
         return bus_message_get_sender_uid(m, ret);
@@ -160,13 +165,50 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
         return sd_bus_message_exit_container(m);
 }
 
+/* Replies to a call whose work finished later; the message was referenced when the work was queued. */
+static void bus_reply_done(sd_bus_message *message, int r, const HpError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int k;
+
+        if (r == -ECANCELED)
+                (void) sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, "hugepaged is shutting down");
+        else if (e && e->code != HP_OK)
+                (void) bus_error_from_hp(&error, e);
+        else
+                (void) sd_bus_error_set_errno(&error, r);
+        k = sd_bus_reply_method_error(message, &error);
+        if (k < 0)
+                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
+}
+
+static void reserve_done(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *message = userdata;
+        int k;
+
+        if (r < 0) {
+                bus_reply_done(message, r, e);
+                return;
+        }
+        if (!existed && res->lifetime == LIFETIME_CALLER) {
+                k = bus_reservation_track_caller(res);
+                if (k < 0) {
+                        HpError e2 = {};
+                        (void) manager_release_async(m, res, NULL, NULL, &e2);
+                        (void) sd_bus_reply_method_errorf(message, SD_BUS_ERROR_FAILED, "cannot track the caller: %s",
+                                                          strerror(-k));
+                        return;
+                }
+        }
+        k = sd_bus_reply_method_return(message, "o", res->path);
+        if (k < 0)
+                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
+}
+
 static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(reserve_options_done) ReserveOptions o = {};
         Manager *m = userdata;
         ReserveRequest req = {};
         HpError e = {};
-        Reservation *res;
-        bool existed;
         const char *name;
         uint64_t page_size, bytes;
         uid_t uid;
@@ -214,22 +256,14 @@ static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_e
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "invalid lifetime: expected explicit, caller or pid");
 
-        r = manager_refresh(m);
-        (void) r; /* a pool that can't be read is reported by the request that touches it */
-
-        r = manager_reserve(m, &req, &res, &existed, &e);
-        if (r < 0)
+        /* The kernel part runs in a worker thread: the reply is sent from reserve_done(), and the loop keeps
+         * answering everyone else meanwhile. */
+        r = manager_reserve_async(m, &req, reserve_done, sd_bus_message_ref(message), &e);
+        if (r < 0) {
+                sd_bus_message_unref(message);
                 return e.code != HP_OK ? bus_error_from_hp(error, &e) : r;
-
-        if (!existed && res->lifetime == LIFETIME_CALLER) {
-                r = bus_reservation_track_caller(res);
-                if (r < 0) {
-                        HpError e2 = {};
-                        (void) manager_release(m, res, &e2);
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot track the caller: %s", strerror(-r));
-                }
         }
-        return sd_bus_reply_method_return(message, "o", res->path);
+        return 1;
 }
 BUS_METHOD_WRAP(method_reserve)
 
@@ -245,6 +279,19 @@ static Reservation *find_by_name(Manager *m, const char *name, sd_bus_error *err
         return r;
 }
 
+static void release_done(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *message = userdata;
+        int k;
+
+        if (r < 0) {
+                bus_reply_done(message, r, e);
+                return;
+        }
+        k = sd_bus_reply_method_return(message, NULL);
+        if (k < 0)
+                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
+}
+
 int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_error *error) {
         char what[RESERVATION_NAME_MAX + 16];
         HpError e = {};
@@ -256,11 +303,13 @@ int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_erro
                 return k;
         if (k == 0)
                 return 1; /* polkit is asked; the call is dispatched again, and r looked up again */
-        (void) manager_refresh(m);
-        k = manager_release(m, r, &e);
-        if (k < 0)
+        /* The reservation is gone on return; the reply waits for any shrink that follows. */
+        k = manager_release_async(m, r, release_done, sd_bus_message_ref(message), &e);
+        if (k < 0) {
+                sd_bus_message_unref(message);
                 return bus_error_from_hp(error, &e);
-        return sd_bus_reply_method_return(message, NULL);
+        }
+        return 1;
 }
 
 static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -393,6 +442,10 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("PageSizes", "at", property_get_page_sizes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Nodes", "au", property_get_nodes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReservedBytes", "t", property_get_reserved_bytes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StatsPagesFirstWrite", "t", NULL, offsetof(Manager, stats.pages_first_write), 0),
+        SD_BUS_PROPERTY("StatsPagesAfterCompaction", "t", NULL, offsetof(Manager, stats.pages_after_compaction), 0),
+        SD_BUS_PROPERTY("StatsPagesAfterDropCaches", "t", NULL, offsetof(Manager, stats.pages_after_drop_caches), 0),
+        SD_BUS_PROPERTY("StatsAllocationRetries", "t", NULL, offsetof(Manager, stats.retries), 0),
         SD_BUS_METHOD_WITH_ARGS("Reserve",
                                 SD_BUS_ARGS("s", name, "t", page_size, "t", bytes, "a{sv}", options),
                                 SD_BUS_RESULT("o", reservation),

@@ -156,7 +156,7 @@ static int on_caller_gone(sd_bus_track *t, void *userdata) {
         HpError e = {};
 
         log_info("caller %s of reservation %s left the bus, releasing it", r->caller, r->name);
-        if (manager_release(r->manager, r, &e) < 0)
+        if (manager_release_async(r->manager, r, NULL, NULL, &e) < 0)
                 log_error("releasing reservation failed: %s", e.message);
         return 0;
 }

@@ -69,6 +69,16 @@ static bool is_infinity(const char *v) {
         return strcasecmp(v, "infinity") == 0;
 }
 
+#define SHRINK_DELAY_MAX_SEC (30U * 24 * 3600)
+
+static int parse_delay(const char *v, uint64_t *ret_usec) {
+        if (is_infinity(v)) {
+                *ret_usec = CONFIG_INFINITY;
+                return 0;
+        }
+        return parse_seconds(v, SHRINK_DELAY_MAX_SEC, ret_usec);
+}
+
 /* A size ("16G", "2048kB", bytes) or "infinity". */
 static int parse_size_limit(const char *v, uint64_t *ret) {
         if (is_infinity(v)) {
@@ -188,6 +198,14 @@ static int handler(void *user, const char *section, const char *name, const char
                 } else if (strcasecmp(name, "Compaction") == 0) {
                         if (parse_bool(value, &c->compaction) < 0)
                                 return FAIL(ctx, "Compaction=%s: expected yes or no", value);
+                } else if (strcasecmp(name, "DropCaches") == 0) {
+                        if (parse_bool(value, &c->drop_caches) < 0)
+                                return FAIL(ctx, "DropCaches=%s: expected yes or no", value);
+                } else if (strcasecmp(name, "ShrinkDelaySec") == 0) {
+                        if (parse_delay(value, &c->shrink_delay_usec) < 0)
+                                return FAIL(ctx, "ShrinkDelaySec=%s: expected 0..%u seconds or infinity", value,
+                                            SHRINK_DELAY_MAX_SEC);
+                        c->has_shrink_delay = true;
                 } else
                         log_warning("unknown key %s in section [%s], ignoring", name, section);
         } else if (strcasecmp(section, "Limits") == 0) {
@@ -228,6 +246,15 @@ static int handler(void *user, const char *section, const char *name, const char
                         if (parse_u64(value, &p->max_pages) < 0)
                                 return FAIL(ctx, "MaxPages=%s: expected a number of pages", value);
                         p->has_max = true;
+                } else if (strcasecmp(name, "KeepFreePages") == 0) {
+                        if (parse_u64(value, &p->keep_free_pages) < 0)
+                                return FAIL(ctx, "KeepFreePages=%s: expected a number of pages", value);
+                        p->has_keep_free = true;
+                } else if (strcasecmp(name, "ShrinkDelaySec") == 0) {
+                        if (parse_delay(value, &p->shrink_delay_usec) < 0)
+                                return FAIL(ctx, "ShrinkDelaySec=%s: expected 0..%u seconds or infinity", value,
+                                            SHRINK_DELAY_MAX_SEC);
+                        p->has_shrink_delay = true;
                 } else
                         log_warning("unknown key %s in section [%s], ignoring", name, section);
                 if (p->has_min && p->has_max && p->min_pages > p->max_pages)
@@ -313,6 +340,35 @@ int config_load(Config *c, const char *path, bool must_exist) {
                 free(names[i]);
         }
         return r < 0 ? r : 0;
+}
+
+void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_keep_free,
+                      uint64_t *ret_shrink_delay_usec) {
+        const PoolConfig *any = NULL, *own = NULL;
+        uint64_t keep = 0, delay;
+
+        if (c->has_shrink_delay)
+                delay = c->shrink_delay_usec;
+        else
+                delay = page_size >= (1ULL << 30) ? CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC : CONFIG_SHRINK_DELAY_DEFAULT_USEC;
+        for (size_t i = 0; i < c->n_pools; i++) {
+                if (c->pools[i].page_size != page_size)
+                        continue;
+                if (c->pools[i].node == CONFIG_NODE_ANY)
+                        any = &c->pools[i];
+                else if ((uint32_t) c->pools[i].node == node)
+                        own = &c->pools[i];
+        }
+        if (any && any->has_keep_free)
+                keep = any->keep_free_pages;
+        if (any && any->has_shrink_delay)
+                delay = any->shrink_delay_usec;
+        if (own && own->has_keep_free)
+                keep = own->keep_free_pages;
+        if (own && own->has_shrink_delay)
+                delay = own->shrink_delay_usec;
+        *ret_keep_free = keep;
+        *ret_shrink_delay_usec = delay;
 }
 
 void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,

@@ -13,6 +13,9 @@ typedef struct PoolConfig {
         int node;               /* CONFIG_NODE_ANY: every node */
         bool has_min, has_max;
         uint64_t min_pages, max_pages;
+        bool has_keep_free, has_shrink_delay;
+        uint64_t keep_free_pages;
+        uint64_t shrink_delay_usec; /* CONFIG_INFINITY: never shrink */
 } PoolConfig;
 
 typedef struct Config {
@@ -22,6 +25,9 @@ typedef struct Config {
         unsigned alloc_attempts;
         uint64_t alloc_timeout_usec;
         bool compaction;
+        bool drop_caches;               /* [Allocation] DropCaches=: for 1 GiB or large requests only */
+        bool has_shrink_delay;          /* [Allocation] ShrinkDelaySec= was given */
+        uint64_t shrink_delay_usec;
 
         /* [Limits]. Per user: every uid but 0. CONFIG_UNLIMITED (or UINT_MAX) means no limit. */
         unsigned max_reservations_per_user;
@@ -38,6 +44,14 @@ typedef struct Config {
 #define CONFIG_MAX_RESERVATIONS_MAX 1000000
 #define CONFIG_MAX_RESERVATIONS_PER_USER_DEFAULT 64
 #define CONFIG_UNLIMITED UINT64_MAX
+#define CONFIG_INFINITY UINT64_MAX
+/* Pages that stay as spare after a release when nothing else is configured: none, so an unconfigured daemon
+ * gives memory back at once as it always did. The shipped hugepaged.conf keeps 1 GiB pages (hard to get back
+ * once memory is fragmented) with [Pool 1G] ShrinkDelaySec=infinity. */
+#define CONFIG_SHRINK_DELAY_DEFAULT_USEC 0
+#define CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC 0
+/* A request this large (bytes) counts as large for DropCaches=, whatever its page size. */
+#define CONFIG_DROP_CACHES_MIN_BYTES (1ULL << 30)
 
 void config_init(Config *c);
 void config_done(Config *c);
@@ -50,6 +64,11 @@ int config_load(Config *c, const char *path, bool must_exist);
 /* MaxReservedBytes= in bytes for a machine with mem_total bytes of RAM (0: unknown, which makes a percentage
  * 0: nothing can be granted against a limit nobody can compute). CONFIG_UNLIMITED: no limit. */
 uint64_t config_max_reserved_bytes(const Config *c, uint64_t mem_total);
+
+/* KeepFreePages= and ShrinkDelaySec= for (page_size, node): the node's section, the size's, then [Allocation]
+ * ShrinkDelaySec=, then the built-in default for the page size. */
+void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_keep_free,
+                      uint64_t *ret_shrink_delay_usec);
 
 void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,
                         uint64_t *ret_max);

@@ -306,6 +306,11 @@ int kernel_read_global(Kernel *k, uint64_t page_size, GlobalCounts *ret) {
         return 0;
 }
 
+int kernel_drop_caches(Kernel *k) {
+        /* 1: clean page cache only; dentries and inodes are cheap to keep and dear to rebuild. */
+        return kernel_write_file(k, "proc/sys/vm/drop_caches", "1\n");
+}
+
 int kernel_compact_all(Kernel *k) {
         return kernel_write_file(k, "proc/sys/vm/compact_memory", "1\n");
 }

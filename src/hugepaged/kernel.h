@@ -34,7 +34,9 @@ int kernel_list_page_sizes(Kernel *k, uint64_t **ret, size_t *ret_n);
 int kernel_default_page_size(Kernel *k, uint64_t *ret);
 /* Nodes that have memory, ascending. Without NUMA in the kernel this is { 0 }. */
 int kernel_list_memory_nodes(Kernel *k, uint32_t **ret, size_t *ret_n);
-/* Whether the kernel has per-node hugepage directories at all. */
+/* Whether the kernel has per-node hugepage directories at all. Decided on the first call and cached: make
+ * that call before any thread shares k (manager_startup does), after which every function here is safe to
+ * call from worker threads. */
 bool kernel_has_numa(Kernel *k);
 
 int kernel_read_node(Kernel *k, uint64_t page_size, uint32_t node, NodeCounts *ret);
@@ -43,6 +45,8 @@ int kernel_read_global(Kernel *k, uint64_t page_size, GlobalCounts *ret);
 /* Per-node compaction where the kernel offers it, else the whole machine. */
 int kernel_compact_node(Kernel *k, uint32_t node);
 int kernel_compact_all(Kernel *k);
+/* Drops clean page cache (proc/sys/vm/drop_caches), so compaction finds movable or free memory. */
+int kernel_drop_caches(Kernel *k);
 int kernel_mem_total(Kernel *k, uint64_t *ret_bytes);
 
 /* Low level, exported for the tests: path relative to root, e.g. "proc/meminfo". */

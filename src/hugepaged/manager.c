@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -39,6 +42,13 @@ Lifetime lifetime_from_string(const char *s) {
         return _LIFETIME_INVALID;
 }
 
+static void *newdup(const void *p, size_t size) {
+        void *q = malloc(size > 0 ? size : 1);
+        if (q && size > 0)
+                memcpy(q, p, size);
+        return q;
+}
+
 static char *page_size_str(char buf[static FORMAT_SIZE_MAX], uint64_t page_size) {
         return format_size(buf, FORMAT_SIZE_MAX, page_size);
 }
@@ -48,6 +58,7 @@ static char *page_size_str(char buf[static FORMAT_SIZE_MAX], uint64_t page_size)
 static Pool *pool_free(Pool *p) {
         if (!p)
                 return NULL;
+        sd_event_source_disable_unref(p->shrink_timer);
         free(p->path);
         free(p);
         return NULL;
@@ -63,6 +74,7 @@ static int pool_new(Manager *m, uint64_t page_size, uint32_t node, Pool **ret) {
                 return -ENOMEM;
         }
         config_pool_limits(&m->config, page_size, node, &p->min_pages, &p->max_pages);
+        config_pool_warm(&m->config, page_size, node, &p->keep_free, &p->shrink_delay_usec);
         *ret = p;
         return 0;
 }
@@ -116,7 +128,10 @@ static void pool_adopt_outside_change(Pool *p, const char *when) {
 }
 
 static int pool_refresh(Pool *p) {
-        int r = pool_read(p);
+        int r;
+        if (p->busy)
+                return 0; /* a worker is changing it: its job reads it back */
+        r = pool_read(p);
         if (r < 0)
                 return r;
         if (pool_persistent(p) != p->known)
@@ -124,52 +139,147 @@ static int pool_refresh(Pool *p) {
         return 0;
 }
 
-/* Sets the node's persistent count to target and reads back what the kernel really did. A short grow is
- * retried after compaction, within the configured attempts and time. Never fails for being short: the
- * caller compares pool_persistent() with what it needs. */
-static int pool_apply(Pool *p, uint64_t target) {
-        Manager *m = p->manager;
+/* What a worker needs to change one pool: copies, never the Pool itself, which the loop may show or free. */
+typedef struct AllocParams {
+        Kernel *kernel;
+        unsigned attempts;
+        uint64_t timeout_usec;
+        bool compaction;
+        bool drop_caches;   /* this request may drop clean page cache (DropCaches= and a large request) */
+        bool watchdog;      /* ping the watchdog between attempts: only when run on the loop thread */
+} AllocParams;
+
+static AllocParams alloc_params(Manager *m, bool on_loop) {
+        return (AllocParams) {
+                .kernel = m->kernel,
+                .attempts = m->config.alloc_attempts,
+                .timeout_usec = m->config.alloc_timeout_usec,
+                .compaction = m->config.compaction,
+                .watchdog = on_loop && m->watchdog,
+        };
+}
+
+/* Sets node's persistent count to target and reads back what the kernel really did, into *counts. A short grow
+ * is retried: after compacting the node, then (if allowed) after dropping clean page cache too, while each
+ * round still wins pages, within the attempts and the time budget. What each step won goes to *stats. Never
+ * fails for being short: the caller compares the count with what it needs. Thread-safe: touches only its
+ * arguments and the kernel's files. */
+static int alloc_apply(const AllocParams *ap, uint64_t page_size, uint32_t node, uint64_t target, NodeCounts *counts,
+                       AllocStats *stats) {
         char ps[FORMAT_SIZE_MAX];
-        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + m->config.alloc_timeout_usec;
-        uint64_t before = pool_persistent(p);
-        bool grow = target > before;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + ap->timeout_usec;
+        uint64_t before = node_counts_persistent(counts), last = before;
+        uint64_t won_first = 0, won_compact = 0, won_drop = 0;
+        bool grow = target > before, dropped = false, progress;
+        enum { STEP_FIRST, STEP_COMPACT, STEP_DROP } step = STEP_FIRST;
+        unsigned attempt;
         int r;
 
-        page_size_str(ps, p->page_size);
-        for (unsigned attempt = 1;; attempt++) {
-                /* A large allocation with compaction holds the loop for a long time; it is still alive. */
-                if (m->watchdog)
+        page_size_str(ps, page_size);
+        for (attempt = 1;; attempt++) {
+                NodeCounts c;
+                uint64_t now;
+
+                if (ap->watchdog)
                         (void) sd_notify(false, "WATCHDOG=1");
-                r = kernel_write_node_nr(m->kernel, p->page_size, p->node, target);
+                r = kernel_write_node_nr(ap->kernel, page_size, node, target);
                 if (r < 0)
                         return log_error_errno(r, "cannot set %s pages on node %" PRIu32 " to %" PRIu64 ": %m", ps,
-                                               p->node, target);
-                r = pool_read(p);
+                                               node, target);
+                r = kernel_read_node(ap->kernel, page_size, node, &c);
                 if (r < 0)
-                        return log_error_errno(r, "cannot read back %s pages on node %" PRIu32 ": %m", ps, p->node);
-                p->known = pool_persistent(p);
+                        return log_error_errno(r, "cannot read back %s pages on node %" PRIu32 ": %m", ps, node);
+                *counts = c;
+                now = node_counts_persistent(&c);
+                if (grow && now > last) {
+                        uint64_t won = now - last;
+                        if (step == STEP_FIRST)
+                                won_first += won;
+                        else if (step == STEP_COMPACT)
+                                won_compact += won;
+                        else
+                                won_drop += won;
+                }
 
                 /* A shrink below the pages in use leaves them as surplus, and that is all it can do. */
-                if (!grow || p->known >= target)
+                if (!grow || now >= target)
                         break;
-                if (attempt >= m->config.alloc_attempts || now_usec(CLOCK_MONOTONIC) >= deadline) {
+                if (attempt >= ap->attempts || now_usec(CLOCK_MONOTONIC) >= deadline) {
                         log_info("%s pages on node %" PRIu32 ": the kernel gave %" PRIu64 " of %" PRIu64
-                                 " after %u attempts", ps, p->node, p->known - MIN(p->known, before),
-                                 target - before, attempt);
+                                 " after %u attempts", ps, node, now - MIN(now, before), target - before, attempt);
                         break;
                 }
-                if (!m->config.compaction)
+                /* Retry while each round still wins pages: a round after the first that won nothing is followed
+                 * by one that drops clean page cache first, if allowed, else it is the end. */
+                progress = now > last;
+                last = now;
+                if (attempt > 1 && !progress) {
+                        if (!ap->compaction || !ap->drop_caches || dropped) {
+                                log_info("%s pages on node %" PRIu32 ": no progress, stopping with %" PRIu64 " of %"
+                                         PRIu64 " after %u attempts", ps, node, now - MIN(now, before),
+                                         target - before, attempt);
+                                break;
+                        }
+                        log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", dropping clean page "
+                                  "cache", ps, node, now, target);
+                        r = kernel_drop_caches(ap->kernel);
+                        if (r < 0)
+                                log_debug_errno(r, "cannot drop the page cache: %m");
+                        dropped = true;
+                        step = STEP_DROP;
+                } else if (step == STEP_FIRST)
+                        step = STEP_COMPACT;
+                if (!ap->compaction)
                         continue;
-                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", compacting and retrying", ps,
-                          p->node, p->known, target);
-                r = kernel_compact_node(m->kernel, p->node);
+                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", compacting node %" PRIu32
+                          " and retrying", ps, node, now, target, node);
+                r = kernel_compact_node(ap->kernel, node);
                 if (r < 0)
-                        log_debug_errno(r, "compaction of node %" PRIu32 " failed: %m", p->node);
+                        log_debug_errno(r, "compaction of node %" PRIu32 " failed: %m", node);
         }
-        if (p->known != before)
-                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " -> %" PRIu64 " (wanted %" PRIu64 ")", ps, p->node,
-                          before, p->known, target);
+        if (grow) {
+                log_info("%s pages on node %" PRIu32 ": %" PRIu64 " -> %" PRIu64 " (wanted %" PRIu64 "): first write "
+                         "%" PRIu64 ", after compaction %" PRIu64 ", after dropping caches %" PRIu64 ", %u attempts",
+                         ps, node, before, node_counts_persistent(counts), target, won_first, won_compact, won_drop,
+                         attempt);
+                stats->pages_first_write += won_first;
+                stats->pages_after_compaction += won_compact;
+                stats->pages_after_drop_caches += won_drop;
+                stats->retries += attempt - 1;
+        } else if (node_counts_persistent(counts) != before)
+                log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " -> %" PRIu64 " (wanted %" PRIu64 ")", ps, node,
+                          before, node_counts_persistent(counts), target);
         return 0;
+}
+
+static void manager_stats_add(Manager *m, const AllocStats *s) {
+        if (s->pages_first_write == 0 && s->pages_after_compaction == 0 && s->pages_after_drop_caches == 0 &&
+            s->retries == 0)
+                return;
+        m->stats.pages_first_write += s->pages_first_write;
+        m->stats.pages_after_compaction += s->pages_after_compaction;
+        m->stats.pages_after_drop_caches += s->pages_after_drop_caches;
+        m->stats.retries += s->retries;
+        if (m->on_stats_changed)
+                m->on_stats_changed(m);
+}
+
+/* The synchronous form, on the loop thread: start-up, topology changes and the in-process API. */
+static int pool_apply(Pool *p, uint64_t target) {
+        Manager *m = p->manager;
+        AllocParams ap = alloc_params(m, true);
+        AllocStats st = {};
+        NodeCounts c = p->counts;
+        int r;
+
+        ap.drop_caches = m->config.drop_caches && (p->page_size >= (1ULL << 30) ||
+                                                   (target > pool_persistent(p) &&
+                                                    (target - pool_persistent(p)) * p->page_size >= CONFIG_DROP_CACHES_MIN_BYTES));
+        r = alloc_apply(&ap, p->page_size, p->node, target, &c, &st);
+        p->counts = c;
+        p->known = pool_persistent(p);
+        manager_stats_add(m, &st);
+        return r;
 }
 
 static void manager_pools_changed(Manager *m) {
@@ -200,6 +310,11 @@ uint64_t manager_reserved_bytes(Manager *m) {
 
 int manager_refresh(Manager *m) {
         int ret = 0;
+
+        /* While a worker writes to the kernel, a read of another pool may wait behind it (sysfs files of one
+         * page size share the hugetlb lock; the fake kernel serialises everything): the next tick refreshes. */
+        if (m->n_running > 0)
+                return 0;
         for (size_t i = 0; i < m->n_pools; i++) {
                 int r = pool_refresh(m->pools[i]);
                 if (r < 0 && ret == 0)
@@ -300,7 +415,7 @@ static int on_pid_exit(sd_event_source *s, int fd, uint32_t revents, void *userd
         HpError error = {};
 
         log_info("process %" PRIu32 " of reservation %s exited, releasing it", r->pid, r->name);
-        if (manager_release(m, r, &error) < 0)
+        if (manager_release_async(m, r, NULL, NULL, &error) < 0)
                 log_error("releasing reservation %s failed: %s", r->name, error.message);
         return 0;
 }
@@ -419,6 +534,57 @@ static void plan_done(Plan *p) {
         free(p->exact);
         free(p->req_nodes);
 }
+
+typedef enum JobType {
+        JOB_RESERVE,
+        JOB_SHRINK,
+} JobType;
+
+/* One pool's part of a job. In: set on the loop before the worker starts. Out: set by the worker. */
+typedef struct PoolWork {
+        uint32_t node;
+        uint64_t before;   /* persistent count at the start: where a failed reserve puts it back */
+        uint64_t base;     /* reserve: Floor + Reserved + the spare pages taken */
+        uint64_t spare;    /* reserve: spare pages taken */
+        uint64_t exact;    /* reserve with node_bytes: pages asked here in all */
+        uint64_t max_pages;
+        uint64_t target;   /* shrink: the count to set; 0 with !active: nothing to do */
+        bool active;
+        NodeCounts counts; /* in: as last read; out: as read back */
+        uint64_t got;      /* reserve: pages grown here for the request */
+} PoolWork;
+
+struct Job {
+        Manager *manager;
+        JobType type;
+        Job *next, *done_next;
+        bool started, worker;
+
+        uint64_t page_size;
+        uint32_t *nodes; /* the pools it touches, ascending */
+        size_t n_nodes;
+
+        /* JOB_RESERVE: the request, deep-copied. */
+        ReserveRequest req;
+        char *name, *caller;
+        uint32_t *req_nodes;
+        NodeBytes *req_node_bytes;
+        Plan plan;
+        uint64_t bytes; /* for the limits while in flight */
+
+        /* The work. */
+        AllocParams params;
+        PoolWork *pw;
+        size_t n_pw;
+        bool exact;
+        uint64_t need;
+        int result;
+        HpError error;
+        AllocStats stats;
+
+        ManagerDone done;
+        void *userdata;
+};
 
 /* A request beyond the machine's RAM can never succeed, and trying would first squeeze every other user of
  * memory while the kernel grabs what it can. Refuse it before touching anything. */
@@ -547,21 +713,10 @@ static uint64_t pool_spare(const Pool *p) {
         return persistent > used ? persistent - used : 0;
 }
 
-/* Puts every touched pool back to the count it had before the request. */
-static void rollback(Manager *m, Pool **touched, const uint64_t *before, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                Pool *p = touched[i];
-                if (pool_persistent(p) == before[i])
-                        continue;
-                if (pool_apply(p, before[i]) < 0 || pool_persistent(p) != before[i])
-                        log_error("could not put %s back to %" PRIu64 " pages (now %" PRIu64 ")", p->path, before[i],
-                                  pool_persistent(p));
-        }
-}
-
 static void pools_settle_ranges(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++)
-                m->pools[i]->range_lo = m->pools[i]->range_hi = m->pools[i]->known;
+                if (!m->pools[i]->busy) /* its job's range must stay on disk until the job is done */
+                        m->pools[i]->range_lo = m->pools[i]->range_hi = m->pools[i]->known;
 }
 
 static uint64_t add_sat(uint64_t a, uint64_t b) {
@@ -577,6 +732,16 @@ static int check_limits(Manager *m, const Plan *plan, uid_t uid, HpError *error)
         unsigned user_n = 0;
 
         bytes = plan->pages > UINT64_MAX / plan->page_size ? UINT64_MAX : plan->pages * plan->page_size;
+        /* Reserves whose kernel part is running count as granted: two concurrent requests must not both fit
+         * into the same room. */
+        for (Job *j = m->jobs; j; j = j->next)
+                if (j->type == JOB_RESERVE && j->worker) {
+                        total = add_sat(total, j->bytes);
+                        if (j->req.uid == uid) {
+                                user_bytes = add_sat(user_bytes, j->bytes);
+                                user_n++;
+                        }
+                }
         for (size_t i = 0; i < m->n_reservations; i++) {
                 const Reservation *r = m->reservations[i];
                 uint64_t rb = r->pages * r->page_size;
@@ -621,16 +786,359 @@ static int check_limits(Manager *m, const Plan *plan, uid_t uid, HpError *error)
         return 0;
 }
 
-int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error) {
-        _cleanup_(plan_done) Plan plan = {};
+/* ---- jobs: kernel work off the event loop ------------------------------------------------------------ */
+
+static Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+        free(j->nodes);
+        free(j->name);
+        free(j->caller);
+        free(j->req_nodes);
+        free(j->req_node_bytes);
+        plan_done(&j->plan);
+        free(j->pw);
+        free(j);
+        return NULL;
+}
+
+static void manager_dispatch_jobs(Manager *m);
+
+static bool nodes_intersect(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
+        for (size_t i = 0; i < na; i++)
+                for (size_t k = 0; k < nb; k++)
+                        if (a[i] == b[k])
+                                return true;
+        return false;
+}
+
+static bool jobs_conflict(const Job *a, const Job *b) {
+        if (a->type == JOB_RESERVE && b->type == JOB_RESERVE && streq(a->name, b->name))
+                return true;
+        return a->page_size == b->page_size && nodes_intersect(a->nodes, a->n_nodes, b->nodes, b->n_nodes);
+}
+
+size_t manager_jobs_pending(Manager *m) {
+        size_t n = 0;
+        for (Job *j = m->jobs; j; j = j->next)
+                n++;
+        return n;
+}
+
+static void job_set_busy(Job *j, bool busy) {
+        for (size_t i = 0; i < j->n_nodes; i++) {
+                Pool *p = manager_find_pool(j->manager, j->page_size, j->nodes[i]);
+                if (p)
+                        p->busy = busy;
+        }
+}
+
+static void manager_unlink_job(Manager *m, Job *j) {
+        Job **pp = &m->jobs, *prev = NULL;
+        for (; *pp; prev = *pp, pp = &(*pp)->next)
+                if (*pp == j) {
+                        *pp = j->next;
+                        if (m->jobs_tail == j)
+                                m->jobs_tail = prev;
+                        return;
+                }
+}
+
+static void manager_enqueue_job(Manager *m, Job *j) {
+        j->manager = m;
+        if (m->jobs_tail)
+                m->jobs_tail->next = j;
+        else
+                m->jobs = j;
+        m->jobs_tail = j;
+        manager_dispatch_jobs(m);
+}
+
+/* The kernel part of a reserve: grow the pools in order, and put them all back if the request can't be met. */
+static void work_rollback(Job *j, size_t n) {
+        char ps[FORMAT_SIZE_MAX];
+        for (size_t i = 0; i < n; i++) {
+                PoolWork *w = &j->pw[i];
+                if (node_counts_persistent(&w->counts) == w->before)
+                        continue;
+                if (alloc_apply(&j->params, j->page_size, w->node, w->before, &w->counts, &j->stats) < 0 ||
+                    node_counts_persistent(&w->counts) != w->before)
+                        log_error("could not put %s pages on node %" PRIu32 " back to %" PRIu64 " pages (now %" PRIu64 ")",
+                                  page_size_str(ps, j->page_size), w->node, w->before,
+                                  node_counts_persistent(&w->counts));
+        }
+}
+
+static void work_reserve(Job *j) {
         char ps[FORMAT_SIZE_MAX], nodes_str[128];
-        Reservation *existing, *r = NULL;
-        Pool **pools = NULL;
-        uint64_t *before = NULL, *take = NULL;
-        size_t n;
-        uint64_t need, headroom = 0;
+        uint64_t need = j->need;
+
+        page_size_str(ps, j->page_size);
+        for (size_t i = 0; i < j->n_pw; i++) {
+                PoolWork *w = &j->pw[i];
+                uint64_t want = j->exact ? w->exact - w->spare : need;
+                uint64_t target, persistent = node_counts_persistent(&w->counts), got;
+
+                if (want == 0)
+                        continue;
+                target = MIN(w->base + want, w->max_pages);
+                if (target <= persistent && persistent >= w->base + want)
+                        got = want;
+                else {
+                        int k = alloc_apply(&j->params, j->page_size, w->node, MAX(target, persistent), &w->counts,
+                                            &j->stats);
+                        if (k < 0) {
+                                work_rollback(j, i + 1);
+                                j->result = hp_error_set(&j->error, HP_ERROR_FAILED,
+                                                         "cannot resize %s pages on node %" PRIu32 ": %s", ps, w->node,
+                                                         strerror(-k));
+                                return;
+                        }
+                        persistent = node_counts_persistent(&w->counts);
+                        got = persistent > w->base ? MIN(persistent - w->base, want) : 0;
+                }
+                w->got = got;
+                if (j->exact && got < want) {
+                        work_rollback(j, i + 1);
+                        j->result = hp_error_set(&j->error, HP_ERROR_INSUFFICIENT_PAGES,
+                                                 "cannot reserve %" PRIu64 " %s pages on node %" PRIu32
+                                                 ": the kernel gave %" PRIu64 " of %" PRIu64 " pages",
+                                                 w->exact, ps, w->node, w->spare + got, w->exact);
+                        return;
+                }
+                if (!j->exact)
+                        need -= got;
+        }
+        if (!j->exact && need > 0) {
+                work_rollback(j, j->n_pw);
+                format_nodes(nodes_str, sizeof(nodes_str), j->plan.nodes, j->plan.n_nodes);
+                j->result = hp_error_set(&j->error, HP_ERROR_INSUFFICIENT_PAGES,
+                                         "cannot reserve %" PRIu64 " %s pages on node%s %s: the kernel gave %" PRIu64
+                                         " of %" PRIu64 " pages", j->plan.pages, ps, j->plan.n_nodes > 1 ? "s" : "",
+                                         nodes_str, j->plan.pages - need, j->plan.pages);
+        }
+}
+
+static void work_shrink(Job *j) {
+        char ps[FORMAT_SIZE_MAX];
+        for (size_t i = 0; i < j->n_pw; i++) {
+                PoolWork *w = &j->pw[i];
+                int k;
+                if (!w->active)
+                        continue;
+                k = alloc_apply(&j->params, j->page_size, w->node, w->target, &w->counts, &j->stats);
+                if (k < 0 && j->result == 0)
+                        j->result = hp_error_set(&j->error, HP_ERROR_FAILED,
+                                                 "released, but cannot shrink %s pages on node %" PRIu32 ": %s",
+                                                 page_size_str(ps, j->page_size), w->node, strerror(-k));
+        }
+}
+
+static void job_work(Job *j) {
+        if (j->type == JOB_RESERVE)
+                work_reserve(j);
+        else
+                work_shrink(j);
+}
+
+static void *job_thread(void *userdata) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        uint64_t one = 1;
+
+        job_work(j);
+        pthread_mutex_lock(m->jobs_lock);
+        j->done_next = m->jobs_done;
+        m->jobs_done = j;
+        pthread_mutex_unlock(m->jobs_lock);
+        /* The eventfd only counts; a failed write means the counter is already non-zero. */
+        (void) !write(m->job_efd, &one, sizeof(one));
+        return NULL;
+}
+
+/* Copies the worker's readings into the pools that still exist. */
+static void job_apply_counts(Job *j) {
+        Manager *m = j->manager;
+        for (size_t i = 0; i < j->n_pw; i++) {
+                Pool *p = manager_find_pool(m, j->page_size, j->pw[i].node);
+                if (!p)
+                        continue;
+                p->counts = j->pw[i].counts;
+                p->known = pool_persistent(p);
+        }
+        manager_stats_add(m, &j->stats);
+}
+
+static void reserve_finish(Job *j);
+static void shrink_finish(Job *j);
+static int reserve_prepare(Job *j);
+static int shrink_prepare(Job *j);
+
+static void job_complete(Job *j) {
+        Manager *m = j->manager;
+        job_apply_counts(j);
+        job_set_busy(j, false);
+        manager_unlink_job(m, j);
+        if (j->type == JOB_RESERVE)
+                reserve_finish(j);
+        else
+                shrink_finish(j);
+        job_free(j);
+}
+
+/* Starts j: its loop part (checks, plan, the state file's intent), then the kernel part in a worker thread if
+ * there is any. Returns true if j completed synchronously (and is freed). */
+static bool job_start(Job *j) {
+        Manager *m = j->manager;
+        pthread_t t;
+        pthread_attr_t attr;
         int k;
 
+        j->started = true;
+        k = j->type == JOB_RESERVE ? reserve_prepare(j) : shrink_prepare(j);
+        if (k <= 0) {
+                /* Failed, or nothing for the kernel to do: finish right here. */
+                job_complete(j);
+                return true;
+        }
+        job_set_busy(j, true);
+        j->worker = true;
+        k = pthread_attr_init(&attr);
+        if (k == 0) {
+                (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                k = pthread_create(&t, &attr, job_thread, j);
+                pthread_attr_destroy(&attr);
+        }
+        if (k != 0) {
+                /* No thread: do the work here rather than fail the request. */
+                log_warning("cannot start a worker thread (%s), working on the event loop", strerror(k));
+                j->params.watchdog = m->watchdog;
+                job_work(j);
+                job_complete(j);
+                return true;
+        }
+        m->n_running++;
+        return false;
+}
+
+static void manager_dispatch_jobs(Manager *m) {
+        if (m->dispatching) {
+                m->dispatch_again = true;
+                return;
+        }
+        m->dispatching = true;
+        do {
+                m->dispatch_again = false;
+                for (Job *j = m->jobs, *next; j; j = next) {
+                        bool blocked = false;
+                        next = j->next;
+                        if (j->started)
+                                continue;
+                        for (Job *o = m->jobs; o != j && !blocked; o = o->next)
+                                blocked = jobs_conflict(o, j);
+                        if (blocked)
+                                continue;
+                        if (job_start(j)) {
+                                /* The list changed under us (j is gone, callbacks may have queued more): rescan. */
+                                m->dispatch_again = true;
+                                break;
+                        }
+                }
+        } while (m->dispatch_again);
+        m->dispatching = false;
+}
+
+static void manager_collect_done(Manager *m) {
+        Job *done;
+        uint64_t v;
+
+        (void) !read(m->job_efd, &v, sizeof(v));
+        pthread_mutex_lock(m->jobs_lock);
+        done = m->jobs_done;
+        m->jobs_done = NULL;
+        pthread_mutex_unlock(m->jobs_lock);
+        /* Pushed newest first: reverse, so jobs complete in the order they finished. */
+        {
+                Job *rev = NULL;
+                while (done) {
+                        Job *next = done->done_next;
+                        done->done_next = rev;
+                        rev = done;
+                        done = next;
+                }
+                done = rev;
+        }
+        for (Job *j = done, *next; j; j = next) {
+                next = j->done_next;
+                m->n_running--;
+                job_complete(j);
+        }
+}
+
+static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        manager_collect_done(m);
+        manager_dispatch_jobs(m);
+        return 0;
+}
+
+static int manager_setup_jobs(Manager *m) {
+        pthread_mutex_t *lock;
+        int r;
+
+        lock = malloc(sizeof(*lock));
+        if (!lock)
+                return -ENOMEM;
+        pthread_mutex_init(lock, NULL);
+        m->jobs_lock = lock;
+        m->job_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->job_efd < 0)
+                return -errno;
+        r = sd_event_add_io(m->event, &m->job_source, m->job_efd, EPOLLIN, on_job_done, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(m->job_source, "jobs-done");
+        return 0;
+}
+
+/* At exit: wait for the workers (they hold no locks and finish within the allocation timeout), then tell the
+ * callers of every job that it was cancelled. */
+static void manager_drain_jobs(Manager *m) {
+        while (m->n_running > 0) {
+                struct pollfd pfd = { .fd = m->job_efd, .events = POLLIN };
+                Job *done;
+                (void) poll(&pfd, 1, -1);
+                pthread_mutex_lock(m->jobs_lock);
+                done = m->jobs_done;
+                m->jobs_done = NULL;
+                pthread_mutex_unlock(m->jobs_lock);
+                {
+                        uint64_t v;
+                        (void) !read(m->job_efd, &v, sizeof(v));
+                }
+                for (Job *j = done, *next; j; j = next) {
+                        next = j->done_next;
+                        m->n_running--;
+                        job_apply_counts(j);
+                        job_set_busy(j, false);
+                        manager_unlink_job(m, j);
+                        if (j->done)
+                                j->done(m, -ECANCELED, NULL, false, &j->error, j->userdata);
+                        job_free(j);
+                }
+        }
+        while (m->jobs) {
+                Job *j = m->jobs;
+                manager_unlink_job(m, j);
+                if (j->done)
+                        j->done(m, -ECANCELED, NULL, false, &j->error, j->userdata);
+                job_free(j);
+        }
+}
+
+/* ---- reserve ----------------------------------------------------------------------------------------- */
+
+static int reserve_check(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error) {
         if (!reservation_name_is_valid(req->name))
                 return hp_error_set(error, HP_ERROR_INVALID_ARGS,
                                     "invalid reservation name: use 1 to %d characters from A-Z a-z 0-9 . _ : @ + -",
@@ -643,151 +1151,205 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
                 return hp_error_set(error, HP_ERROR_INVALID_ARGS, "the option 'pid' needs lifetime 'pid'");
         if (req->lifetime == LIFETIME_CALLER && !req->caller)
                 return hp_error_set(error, HP_ERROR_INVALID_ARGS, "lifetime 'caller' needs a bus connection");
+        return plan_build(m, req, plan, error);
+}
 
-        k = plan_build(m, req, &plan, error);
+static Job *reserve_job_new(Manager *m, const ReserveRequest *req, HpError *error, int *ret) {
+        Job *j = calloc(1, sizeof(*j));
+        int k;
+
+        if (!j) {
+                *ret = -ENOMEM;
+                return NULL;
+        }
+        j->manager = m;
+        j->type = JOB_RESERVE;
+        j->req = *req;
+        j->name = strdup(req->name ?: "");
+        j->caller = req->caller ? strdup(req->caller) : NULL;
+        if (req->n_nodes > 0)
+                j->req_nodes = newdup(req->nodes, req->n_nodes * sizeof(uint32_t));
+        if (req->n_node_bytes > 0)
+                j->req_node_bytes = newdup(req->node_bytes, req->n_node_bytes * sizeof(NodeBytes));
+        if (!j->name || (req->caller && !j->caller) || (req->n_nodes > 0 && !j->req_nodes) ||
+            (req->n_node_bytes > 0 && !j->req_node_bytes)) {
+                job_free(j);
+                *ret = -ENOMEM;
+                return NULL;
+        }
+        j->req.name = j->name;
+        j->req.caller = j->caller;
+        j->req.nodes = j->req_nodes;
+        j->req.node_bytes = j->req_node_bytes;
+
+        k = reserve_check(m, &j->req, &j->plan, error);
+        if (k < 0) {
+                job_free(j);
+                *ret = k;
+                return NULL;
+        }
+        j->page_size = j->plan.page_size;
+        j->nodes = newdup(j->plan.nodes, j->plan.n_nodes * sizeof(uint32_t));
+        if (!j->nodes) {
+                job_free(j);
+                *ret = -ENOMEM;
+                return NULL;
+        }
+        j->n_nodes = j->plan.n_nodes;
+        j->bytes = j->plan.pages > UINT64_MAX / j->plan.page_size ? UINT64_MAX : j->plan.pages * j->plan.page_size;
+        *ret = 0;
+        return j;
+}
+
+/* The loop part before the kernel: existing name, limits, the spare pages to take, and the intent written to the
+ * state file. Returns 1 if the kernel has work to do, 0 if the job is complete, <0 on error (j->error set). */
+static int reserve_prepare(Job *j) {
+        Manager *m = j->manager;
+        Plan *plan = &j->plan;
+        const ReserveRequest *req = &j->req;
+        char ps[FORMAT_SIZE_MAX], nodes_str[128];
+        Reservation *existing;
+        uint64_t need, headroom = 0;
+        size_t n;
+        bool grow = false;
+        int k;
+
+        page_size_str(ps, plan->page_size);
+        /* Checked again: the topology may have changed while the job waited. */
+        plan_done(plan);
+        k = reserve_check(m, req, plan, &j->error);
         if (k < 0)
-                return k;
-        page_size_str(ps, plan.page_size);
+                return j->result = k;
 
         existing = manager_find_reservation(m, req->name);
         if (existing) {
-                if (!reservation_matches(existing, &plan, req))
-                        return hp_error_set(error, HP_ERROR_RESERVATION_EXISTS,
-                                            "reservation %s already exists with different parameters", req->name);
-                *ret = existing;
-                *ret_existed = true;
+                if (!reservation_matches(existing, plan, req))
+                        return j->result = hp_error_set(&j->error, HP_ERROR_RESERVATION_EXISTS,
+                                                        "reservation %s already exists with different parameters",
+                                                        req->name);
+                j->result = 1; /* existed */
                 return 0;
         }
         if (m->n_reservations >= m->config.max_reservations)
-                return hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
-                                    "too many reservations: the limit is %u (MaxReservations=)",
-                                    m->config.max_reservations);
-        k = check_limits(m, &plan, req->uid, error);
+                return j->result = hp_error_set(&j->error, HP_ERROR_LIMIT_EXCEEDED,
+                                                "too many reservations: the limit is %u (MaxReservations=)",
+                                                m->config.max_reservations);
+        k = check_limits(m, plan, req->uid, &j->error);
         if (k < 0)
-                return k;
+                return j->result = k;
 
         if (req->lifetime == LIFETIME_PID && kill((pid_t) req->pid, 0) < 0 && errno == ESRCH)
-                return hp_error_set(error, HP_ERROR_INVALID_ARGS, "process %" PRIu32 " does not exist", req->pid);
+                return j->result = hp_error_set(&j->error, HP_ERROR_INVALID_ARGS, "process %" PRIu32 " does not exist",
+                                                req->pid);
 
         /* Someone may have changed the pools since we last looked; start from the truth. */
-        n = plan.n_nodes;
-        pools = calloc(n, sizeof(Pool *));
-        before = calloc(n, sizeof(uint64_t));
-        take = calloc(n, sizeof(uint64_t));
-        if (!pools || !before || !take) {
-                k = -ENOMEM;
-                goto finish;
-        }
+        n = plan->n_nodes;
+        free(j->pw);
+        j->pw = calloc(n, sizeof(PoolWork));
+        if (!j->pw)
+                return j->result = -ENOMEM;
+        j->n_pw = n;
+        j->exact = plan->exact != NULL;
         for (size_t i = 0; i < n; i++) {
-                pools[i] = manager_find_pool(m, plan.page_size, plan.nodes[i]);
-                if (!pools[i]) {
-                        k = hp_error_set(error, HP_ERROR_NO_SUCH_NODE, "node %" PRIu32 " has no %s pool",
-                                         plan.nodes[i], ps);
-                        goto finish;
-                }
-                k = pool_refresh(pools[i]);
-                if (k < 0) {
-                        k = hp_error_set(error, HP_ERROR_FAILED, "cannot read %s pages on node %" PRIu32 ": %s", ps,
-                                         plan.nodes[i], strerror(-k));
-                        goto finish;
-                }
-                before[i] = pool_persistent(pools[i]);
+                Pool *p = manager_find_pool(m, plan->page_size, plan->nodes[i]);
+                if (!p)
+                        return j->result = hp_error_set(&j->error, HP_ERROR_NO_SUCH_NODE, "node %" PRIu32 " has no %s pool",
+                                                        plan->nodes[i], ps);
+                k = pool_refresh(p);
+                if (k < 0)
+                        return j->result = hp_error_set(&j->error, HP_ERROR_FAILED,
+                                                        "cannot read %s pages on node %" PRIu32 ": %s", ps,
+                                                        plan->nodes[i], strerror(-k));
+                j->pw[i] = (PoolWork) { .node = p->node, .before = pool_persistent(p), .counts = p->counts,
+                                        .max_pages = p->max_pages };
         }
 
         /* Plan: spare pages first, then growth, within MaxPages. */
-        need = plan.pages;
+        need = plan->pages;
         for (size_t i = 0; i < n; i++) {
-                Pool *p = pools[i];
-                uint64_t want = plan.exact ? plan.exact[i].pages : need;
+                Pool *p = manager_find_pool(m, plan->page_size, plan->nodes[i]);
+                uint64_t want = plan->exact ? plan->exact[i].pages : need;
                 uint64_t spare = pool_spare(p), base = pool_floor(p) + p->reserved;
                 uint64_t cap = p->max_pages > base ? p->max_pages - base : 0;
 
-                if (plan.exact && want > cap) {
-                        k = hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
-                                         "%" PRIu64 " more %s pages on node %" PRIu32 " would exceed MaxPages=%" PRIu64
-                                         " (Floor %" PRIu64 ", reserved %" PRIu64 ")",
-                                         want, ps, p->node, p->max_pages, pool_floor(p), p->reserved);
-                        goto finish;
-                }
-                take[i] = MIN(spare, want);
+                if (plan->exact && want > cap)
+                        return j->result = hp_error_set(&j->error, HP_ERROR_LIMIT_EXCEEDED,
+                                                        "%" PRIu64 " more %s pages on node %" PRIu32
+                                                        " would exceed MaxPages=%" PRIu64 " (Floor %" PRIu64
+                                                        ", reserved %" PRIu64 ")", want, ps, p->node, p->max_pages,
+                                                        pool_floor(p), p->reserved);
+                j->pw[i].spare = MIN(spare, want);
+                j->pw[i].base = base + j->pw[i].spare;
+                if (plan->exact)
+                        j->pw[i].exact = plan->exact[i].pages;
                 headroom += cap;
-                if (!plan.exact)
-                        need -= take[i];
+                if (!plan->exact)
+                        need -= j->pw[i].spare;
+                if (plan->exact ? j->pw[i].exact > j->pw[i].spare : false)
+                        grow = true;
         }
-        if (!plan.exact && headroom < plan.pages) {
-                format_nodes(nodes_str, sizeof(nodes_str), plan.nodes, n);
-                k = hp_error_set(error, HP_ERROR_LIMIT_EXCEEDED,
-                                 "%" PRIu64 " %s pages on node%s %s would exceed MaxPages: only %" PRIu64 " more allowed",
-                                 plan.pages, ps, n > 1 ? "s" : "", nodes_str, headroom);
-                goto finish;
+        if (!plan->exact && need > 0)
+                grow = true;
+        if (!plan->exact && headroom < plan->pages) {
+                format_nodes(nodes_str, sizeof(nodes_str), plan->nodes, n);
+                return j->result = hp_error_set(&j->error, HP_ERROR_LIMIT_EXCEEDED,
+                                                "%" PRIu64 " %s pages on node%s %s would exceed MaxPages: only %" PRIu64
+                                                " more allowed", plan->pages, ps, n > 1 ? "s" : "", nodes_str, headroom);
         }
+        j->need = need;
+        if (!grow)
+                return 0; /* served from spare pages: no kernel write, so no intent to record */
 
-        /* Write down what may happen before it happens: after a crash, the state file tells our own
-         * half-done work from someone else's change. */
+        /* Write down what may happen before it happens: after a crash, the state file tells our own half-done
+         * work from someone else's change. */
         for (size_t i = 0; i < n; i++) {
-                uint64_t want = plan.exact ? plan.exact[i].pages : plan.pages;
-                pools[i]->range_hi = MAX(pools[i]->range_hi, MIN(pool_floor(pools[i]) + pools[i]->reserved + want,
-                                                                   pools[i]->max_pages));
-                pools[i]->range_hi = MAX(pools[i]->range_hi, before[i]);
+                Pool *p = manager_find_pool(m, plan->page_size, plan->nodes[i]);
+                uint64_t want = plan->exact ? plan->exact[i].pages : plan->pages;
+                p->range_hi = MAX(p->range_hi, MIN(pool_floor(p) + p->reserved + want, p->max_pages));
+                p->range_hi = MAX(p->range_hi, j->pw[i].before);
         }
         k = state_save(m);
-        if (k < 0) {
-                k = hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
-                goto finish;
-        }
+        if (k < 0)
+                return j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s",
+                                                strerror(-k));
+        j->params = alloc_params(m, false);
+        j->params.drop_caches = m->config.drop_caches &&
+                                (plan->page_size >= (1ULL << 30) || j->bytes >= CONFIG_DROP_CACHES_MIN_BYTES);
+        return 1;
+}
 
-        /* Grow. */
-        for (size_t i = 0; i < n; i++) {
-                Pool *p = pools[i];
-                uint64_t base = pool_floor(p) + p->reserved + take[i];
-                uint64_t want = plan.exact ? plan.exact[i].pages - take[i] : need;
-                uint64_t target, got;
+/* Puts the job's pools back, on the loop: only for the rare failures after the kernel part succeeded. */
+static void reserve_rollback_sync(Job *j) {
+        j->params = alloc_params(j->manager, true);
+        work_rollback(j, j->n_pw);
+        job_apply_counts(j);
+}
 
-                if (want == 0)
-                        continue;
-                target = MIN(base + want, p->max_pages);
-                if (target <= pool_persistent(p) && pool_persistent(p) >= base + want)
-                        got = want;
-                else {
-                        k = pool_apply(p, MAX(target, pool_persistent(p)));
-                        if (k < 0) {
-                                rollback(m, pools, before, i + 1);
-                                k = hp_error_set(error, HP_ERROR_FAILED, "cannot resize %s pages on node %" PRIu32 ": %s",
-                                                 ps, p->node, strerror(-k));
-                                goto settle;
-                        }
-                        got = pool_persistent(p) > base ? MIN(pool_persistent(p) - base, want) : 0;
-                }
-                take[i] += got;
-                if (plan.exact && got < want) {
-                        uint64_t asked = plan.exact[i].pages;
-                        rollback(m, pools, before, i + 1);
-                        k = hp_error_set(error, HP_ERROR_INSUFFICIENT_PAGES,
-                                         "cannot reserve %" PRIu64 " %s pages on node %" PRIu32
-                                         ": the kernel gave %" PRIu64 " of %" PRIu64 " pages",
-                                         asked, ps, p->node, take[i], asked);
-                        goto settle;
-                }
-                if (!plan.exact)
-                        need -= got;
+static void reserve_finish(Job *j) {
+        Manager *m = j->manager;
+        Plan *plan = &j->plan;
+        const ReserveRequest *req = &j->req;
+        char ps[FORMAT_SIZE_MAX];
+        Reservation *r = NULL;
+        int k;
+
+        if (j->result == 1) {
+                Reservation *existing = manager_find_reservation(m, req->name);
+                if (j->done)
+                        j->done(m, 0, existing, true, &j->error, j->userdata);
+                return;
         }
-        if (!plan.exact && need > 0) {
-                rollback(m, pools, before, n);
-                format_nodes(nodes_str, sizeof(nodes_str), plan.nodes, n);
-                k = hp_error_set(error, HP_ERROR_INSUFFICIENT_PAGES,
-                                 "cannot reserve %" PRIu64 " %s pages on node%s %s: the kernel gave %" PRIu64 " of %" PRIu64
-                                 " pages", plan.pages, ps, n > 1 ? "s" : "", nodes_str, plan.pages - need, plan.pages);
+        if (j->result < 0)
                 goto settle;
-        }
 
-        /* Record the reservation. */
+        page_size_str(ps, plan->page_size);
         r = calloc(1, sizeof(*r));
         if (!r)
                 goto oom;
         *r = (Reservation) {
                 .manager = m,
-                .page_size = plan.page_size,
-                .pages = plan.pages,
+                .page_size = plan->page_size,
+                .pages = plan->pages,
                 .uid = req->uid,
                 .lifetime = req->lifetime,
                 .pid = req->has_pid ? req->pid : 0,
@@ -799,29 +1361,31 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
                 goto oom;
         if (req->lifetime == LIFETIME_CALLER && !(r->caller = strdup(req->caller)))
                 goto oom;
-        for (size_t i = 0; i < n; i++)
-                if (take[i] > 0) {
+        for (size_t i = 0; i < j->n_pw; i++) {
+                uint64_t take = j->pw[i].spare + j->pw[i].got;
+                if (take > 0) {
                         NodePages *t = realloc(r->node_pages, (r->n_node_pages + 1) * sizeof(*t));
                         if (!t)
                                 goto oom;
                         r->node_pages = t;
-                        t[r->n_node_pages++] = (NodePages) { pools[i]->node, take[i] };
+                        t[r->n_node_pages++] = (NodePages) { j->pw[i].node, take };
                 }
-        r->req_nodes = TAKE_PTR(plan.req_nodes);
-        r->n_req_nodes = plan.n_req_nodes;
-        if (plan.exact) {
-                r->req_node_pages = malloc(plan.n_exact * sizeof(NodePages));
+        }
+        r->req_nodes = TAKE_PTR(plan->req_nodes);
+        r->n_req_nodes = plan->n_req_nodes;
+        if (plan->exact) {
+                r->req_node_pages = malloc(plan->n_exact * sizeof(NodePages));
                 if (!r->req_node_pages)
                         goto oom;
-                memcpy(r->req_node_pages, plan.exact, plan.n_exact * sizeof(NodePages));
-                r->n_req_node_pages = plan.n_exact;
+                memcpy(r->req_node_pages, plan->exact, plan->n_exact * sizeof(NodePages));
+                r->n_req_node_pages = plan->n_exact;
         }
         if (r->lifetime == LIFETIME_PID) {
                 k = reservation_watch_pid(r);
                 if (k < 0) {
-                        rollback(m, pools, before, n);
-                        k = hp_error_set(error, HP_ERROR_INVALID_ARGS, "cannot watch process %" PRIu32 ": %s", r->pid,
-                                         strerror(-k));
+                        reserve_rollback_sync(j);
+                        j->result = hp_error_set(&j->error, HP_ERROR_INVALID_ARGS, "cannot watch process %" PRIu32 ": %s",
+                                                 r->pid, strerror(-k));
                         goto settle;
                 }
         }
@@ -836,8 +1400,8 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
         if (k < 0) {
                 reservation_account(m, r, false);
                 manager_unlink_reservation(m, r);
-                rollback(m, pools, before, n);
-                k = hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+                reserve_rollback_sync(j);
+                j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
                 goto settle;
         }
 
@@ -846,32 +1410,195 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
         if (m->on_reservation_added)
                 m->on_reservation_added(m, r);
         manager_pools_changed(m);
-        *ret = TAKE_PTR(r);
-        *ret_existed = false;
-        k = 0;
-        goto finish;
+        if (j->done)
+                j->done(m, 0, r, false, &j->error, j->userdata);
+        return;
 
 oom:
-        rollback(m, pools, before, n);
-        k = hp_error_set(error, HP_ERROR_FAILED, "out of memory");
+        reserve_rollback_sync(j);
+        j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "out of memory");
 settle:
         reservation_free(r);
-        r = NULL;
+        if (j->n_pw > 0) {
+                pools_settle_ranges(m);
+                (void) state_save(m);
+                manager_pools_changed(m);
+        }
+        if (j->done)
+                j->done(m, j->result, NULL, false, &j->error, j->userdata);
+}
+
+int manager_reserve_async(Manager *m, const ReserveRequest *req, ManagerDone done, void *userdata, HpError *error) {
+        int k;
+        Job *j = reserve_job_new(m, req, error, &k);
+        if (!j)
+                return k;
+        j->done = done;
+        j->userdata = userdata;
+        manager_enqueue_job(m, j);
+        return 0;
+}
+
+typedef struct SyncResult {
+        bool called;
+        int r;
+        Reservation *res;
+        bool existed;
+        HpError error;
+} SyncResult;
+
+static void sync_done(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata) {
+        SyncResult *s = userdata;
+        s->called = true;
+        s->r = r;
+        s->res = res;
+        s->existed = existed;
+        s->error = *e;
+}
+
+int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error) {
+        SyncResult s = {};
+        Job *j;
+        int k;
+
+        j = reserve_job_new(m, req, error, &k);
+        if (!j)
+                return k;
+        j->done = sync_done;
+        j->userdata = &s;
+        j->started = true;
+        k = reserve_prepare(j);
+        if (k > 0) {
+                j->params.watchdog = m->watchdog;
+                job_set_busy(j, true);
+                job_work(j);
+        }
+        job_apply_counts(j);
+        job_set_busy(j, false);
+        reserve_finish(j);
+        job_free(j);
+        if (s.r < 0) {
+                if (error && s.error.code != HP_OK)
+                        *error = s.error;
+                return s.r;
+        }
+        *ret = s.res;
+        *ret_existed = s.existed;
+        return 0;
+}
+
+/* ---- release and shrink ------------------------------------------------------------------------------ */
+
+static int on_shrink_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* What a pool may shrink to now: never below Floor + Reserved + KeepFreePages. */
+static uint64_t pool_shrink_target(const Pool *p) {
+        return pool_floor(p) + p->reserved + p->keep_free;
+}
+
+/* Spare pages stay for ShrinkDelaySec=: arm (or push back) the pool's timer. */
+static void pool_arm_shrink_timer(Pool *p) {
+        Manager *m = p->manager;
+        int k;
+
+        if (p->shrink_delay_usec == CONFIG_INFINITY || pool_persistent(p) <= pool_shrink_target(p))
+                return;
+        if (p->shrink_timer)
+                k = sd_event_source_set_time_relative(p->shrink_timer, p->shrink_delay_usec) < 0 ? -1 :
+                    sd_event_source_set_enabled(p->shrink_timer, SD_EVENT_ONESHOT);
+        else {
+                k = sd_event_add_time_relative(m->event, &p->shrink_timer, CLOCK_MONOTONIC, p->shrink_delay_usec,
+                                               0, on_shrink_timer, p);
+                if (k >= 0)
+                        (void) sd_event_source_set_description(p->shrink_timer, "pool-shrink");
+        }
+        if (k < 0)
+                log_warning("%s: cannot arm the shrink timer, the spare pages stay", p->path);
+}
+
+static Job *shrink_job_new(Manager *m, uint64_t page_size, const uint32_t *nodes, size_t n) {
+        Job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return NULL;
+        j->manager = m;
+        j->type = JOB_SHRINK;
+        j->page_size = page_size;
+        j->nodes = newdup(nodes, n * sizeof(uint32_t));
+        if (!j->nodes)
+                return job_free(j);
+        j->n_nodes = n;
+        return j;
+}
+
+static int on_shrink_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+        Job *j = shrink_job_new(p->manager, p->page_size, &p->node, 1);
+        if (!j)
+                return log_error_errno(ENOMEM, "out of memory");
+        log_debug("%s: the spare pages' delay is over, shrinking", p->path);
+        manager_enqueue_job(p->manager, j);
+        return 0;
+}
+
+static int shrink_prepare(Job *j) {
+        Manager *m = j->manager;
+        bool any = false;
+        int k;
+
+        j->pw = calloc(j->n_nodes, sizeof(PoolWork));
+        if (!j->pw)
+                return j->result = -ENOMEM;
+        j->n_pw = j->n_nodes;
+        for (size_t i = 0; i < j->n_nodes; i++) {
+                Pool *p = manager_find_pool(m, j->page_size, j->nodes[i]);
+                j->pw[i].node = j->nodes[i];
+                if (!p)
+                        continue;
+                j->pw[i].counts = p->counts;
+                (void) pool_refresh(p);
+                j->pw[i].counts = p->counts;
+                if (pool_persistent(p) <= pool_shrink_target(p))
+                        continue;
+                j->pw[i].active = true;
+                j->pw[i].target = pool_shrink_target(p);
+                p->range_lo = MIN(p->range_lo, j->pw[i].target);
+                any = true;
+        }
+        if (!any)
+                return 0;
+        k = state_save(m);
+        if (k < 0)
+                return j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s",
+                                                strerror(-k));
+        j->params = alloc_params(m, false);
+        return 1;
+}
+
+static void shrink_finish(Job *j) {
+        Manager *m = j->manager;
+        char ps[FORMAT_SIZE_MAX];
+
+        for (size_t i = 0; i < j->n_pw; i++) {
+                Pool *p = manager_find_pool(m, j->page_size, j->pw[i].node);
+                if (p && j->pw[i].active && p->counts.surplus > 0)
+                        log_info("%s pages on node %" PRIu32 ": %" PRIu64 " pages still in use stay as surplus until "
+                                 "their user lets go", page_size_str(ps, p->page_size), p->node, p->counts.surplus);
+        }
         pools_settle_ranges(m);
         (void) state_save(m);
         manager_pools_changed(m);
-finish:
-        free(pools);
-        free(before);
-        free(take);
-        return k;
+        if (j->done)
+                j->done(m, j->result < 0 ? j->result : 0, NULL, false, &j->error, j->userdata);
 }
 
-int manager_release(Manager *m, Reservation *r, HpError *error) {
+/* The loop part of a release: the reservation is gone, on disk, before this returns. The nodes whose pool
+ * should shrink now are returned; the others keep the pages as spare for their delay. */
+static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes, size_t *ret_n, HpError *error) {
+        _cleanup_free_ uint32_t *nodes = NULL;
         char ps[FORMAT_SIZE_MAX];
-        int k, ret = 0;
+        size_t n = 0;
+        int k;
 
-        page_size_str(ps, r->page_size);
         for (size_t i = 0; i < r->n_node_pages; i++) {
                 Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
                 if (p)
@@ -882,10 +1609,21 @@ int manager_release(Manager *m, Reservation *r, HpError *error) {
         manager_unlink_reservation(m, r);
 
         /* Decide first, on disk; then shrink. A crash in between leaves a state file that finishes the job. */
+        nodes = calloc(r->n_node_pages + 1, sizeof(uint32_t));
+        if (!nodes) {
+                manager_link_reservation(m, r);
+                reservation_account(m, r, true);
+                return hp_error_set(error, HP_ERROR_FAILED, "out of memory");
+        }
         for (size_t i = 0; i < r->n_node_pages; i++) {
                 Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
-                if (p)
-                        p->range_lo = MIN(p->range_lo, pool_floor(p) + p->reserved);
+                if (!p)
+                        continue;
+                if (p->shrink_delay_usec == 0) {
+                        p->range_lo = MIN(p->range_lo, pool_shrink_target(p));
+                        if (pool_persistent(p) > pool_shrink_target(p))
+                                nodes[n++] = p->node;
+                }
         }
         k = state_save(m);
         if (k < 0) {
@@ -895,38 +1633,94 @@ int manager_release(Manager *m, Reservation *r, HpError *error) {
                 pools_settle_ranges(m);
                 return hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
         }
-
         for (size_t i = 0; i < r->n_node_pages; i++) {
                 Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);
-                uint64_t target;
-                if (!p)
-                        continue;
-                target = pool_floor(p) + p->reserved;
-                if (pool_persistent(p) <= target)
-                        continue;
-                k = pool_apply(p, target);
-                if (k < 0 && ret == 0)
-                        ret = hp_error_set(error, HP_ERROR_FAILED, "released, but cannot shrink %s pages on node %" PRIu32
-                                           ": %s", ps, p->node, strerror(-k));
-                else if (p->counts.surplus > 0)
-                        log_info("%s pages on node %" PRIu32 ": %" PRIu64 " pages still in use stay as surplus until "
-                                 "their user lets go", ps, p->node, p->counts.surplus);
+                if (p && p->shrink_delay_usec > 0)
+                        pool_arm_shrink_timer(p);
         }
-        pools_settle_ranges(m);
-        (void) state_save(m);
 
-        log_info("released %s: %" PRIu64 " %s pages", r->name, r->pages, ps);
+        log_info("released %s: %" PRIu64 " %s pages%s", r->name, r->pages, page_size_str(ps, r->page_size),
+                 n < r->n_node_pages ? ", kept as spare for now" : "");
         if (m->on_reservation_removed)
                 m->on_reservation_removed(m, r);
+        *ret_nodes = TAKE_PTR(nodes);
+        *ret_n = n;
+        return 0;
+}
+
+int manager_release_async(Manager *m, Reservation *r, ManagerDone done, void *userdata, HpError *error) {
+        _cleanup_free_ uint32_t *nodes = NULL;
+        uint64_t page_size = r->page_size;
+        size_t n;
+        Job *j;
+        int k;
+
+        k = release_bookkeeping(m, r, &nodes, &n, error);
+        if (k < 0)
+                return k;
         reservation_free(r);
-        manager_pools_changed(m);
-        return ret;
+        if (n == 0) {
+                pools_settle_ranges(m);
+                manager_pools_changed(m);
+                if (done)
+                        done(m, 0, NULL, false, &(HpError) {}, userdata);
+                return 0;
+        }
+        j = shrink_job_new(m, page_size, nodes, n);
+        if (!j) {
+                /* Released all the same; the refresh timer's next pass or the next release shrinks. */
+                (void) log_error_errno(ENOMEM, "out of memory");
+                if (done)
+                        done(m, 0, NULL, false, &(HpError) {}, userdata);
+                return 0;
+        }
+        j->done = done;
+        j->userdata = userdata;
+        manager_enqueue_job(m, j);
+        return 0;
+}
+
+int manager_release(Manager *m, Reservation *r, HpError *error) {
+        _cleanup_free_ uint32_t *nodes = NULL;
+        SyncResult s = {};
+        uint64_t page_size = r->page_size;
+        size_t n;
+        Job *j;
+        int k;
+
+        k = release_bookkeeping(m, r, &nodes, &n, error);
+        if (k < 0)
+                return k;
+        reservation_free(r);
+        j = shrink_job_new(m, page_size, nodes, n);
+        if (!j)
+                return hp_error_set(error, HP_ERROR_FAILED, "out of memory");
+        j->done = sync_done;
+        j->userdata = &s;
+        j->started = true;
+        k = shrink_prepare(j);
+        if (k > 0) {
+                j->params.watchdog = m->watchdog;
+                job_work(j);
+        }
+        job_apply_counts(j);
+        shrink_finish(j);
+        job_free(j);
+        if (s.r < 0) {
+                if (error && s.error.code != HP_OK)
+                        *error = s.error;
+                return s.r;
+        }
+        return 0;
 }
 
 /* ---- start-up ---------------------------------------------------------------------------------------- */
 
 static int manager_discover(Manager *m) {
         int r;
+
+        /* Decided once, here, before any worker thread shares the kernel module. */
+        (void) kernel_has_numa(m->kernel);
 
         r = kernel_list_page_sizes(m->kernel, &m->page_sizes, &m->n_page_sizes);
         if (r < 0)
@@ -1062,6 +1856,16 @@ int manager_startup(Manager *m) {
                 }
 
                 target = pool_floor(p) + p->reserved;
+                /* Pages above Floor + Reserved that the state file vouches for are our spare pages: they stay
+                 * for the pool's delay, as after a release, rather than being thrown back or adopted. */
+                if (persistent > target && sp && persistent >= sp->range_lo && persistent <= sp->range_hi &&
+                    p->shrink_delay_usec > 0) {
+                        log_info("%s pages on node %" PRIu32 ": keeping %" PRIu64 " spare pages", ps, p->node,
+                                 persistent - target);
+                        pool_arm_shrink_timer(p);
+                        target = persistent;
+                } else if (persistent > target)
+                        target = MAX(target + p->keep_free, target);
                 if (persistent > target || (persistent < target && p->min_pages > persistent)) {
                         log_info("%s pages on node %" PRIu32 ": setting the pool to Floor %" PRIu64 " + Reserved %" PRIu64,
                                  ps, p->node, pool_floor(p), p->reserved);
@@ -1271,6 +2075,10 @@ int manager_new(sd_event *event, const char *root, const char *state_dir, Manage
                 return -ENOMEM;
         config_init(&m->config);
         m->event = sd_event_ref(event);
+        m->job_efd = -EBADF;
+        r = manager_setup_jobs(m);
+        if (r < 0)
+                goto fail;
         r = kernel_new(root, &m->kernel);
         if (r < 0)
                 goto fail;
@@ -1289,6 +2097,14 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        if (m->jobs_lock)
+                manager_drain_jobs(m);
+        sd_event_source_disable_unref(m->job_source);
+        safe_close(m->job_efd);
+        if (m->jobs_lock) {
+                pthread_mutex_destroy(m->jobs_lock);
+                free(m->jobs_lock);
+        }
         for (size_t i = 0; i < m->n_reservations; i++)
                 reservation_free(m->reservations[i]);
         free(m->reservations);

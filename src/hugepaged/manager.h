@@ -16,6 +16,19 @@ typedef struct Manager Manager;
 typedef struct Pool Pool;
 typedef struct Reservation Reservation;
 typedef struct PolkitRegistry PolkitRegistry;
+typedef struct Job Job;
+
+/* Pages each step of the allocation strategy won, summed over the daemon's life (the Stats* properties). */
+typedef struct AllocStats {
+        uint64_t pages_first_write;        /* by the first write of nr_hugepages */
+        uint64_t pages_after_compaction;   /* by rewrites after compacting the node */
+        uint64_t pages_after_drop_caches;  /* by rewrites after dropping clean page cache (DropCaches=) */
+        uint64_t retries;                  /* writes after the first */
+} AllocStats;
+
+/* Completion of an asynchronous request, called on the event loop. r < 0: failed, e says why (e->code may be
+ * HP_OK for a plain errno). res is NULL unless a Reserve succeeded. r == -ECANCELED: the daemon is going away. */
+typedef void (*ManagerDone)(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata);
 
 typedef enum Lifetime {
         LIFETIME_EXPLICIT,
@@ -49,6 +62,16 @@ struct Pool {
         /* The persistent count the state file vouches for: during an operation it spans the old and new
          * values, so after a crash a count in this range is our own unfinished work, not someone else's. */
         uint64_t range_lo, range_hi;
+
+        /* Warm pool: pages above Floor + Reserved stay as spare for shrink_delay_usec after a release, and
+         * shrinking never goes below Floor + Reserved + keep_free. */
+        uint64_t keep_free;
+        uint64_t shrink_delay_usec;
+        sd_event_source *shrink_timer;
+
+        /* A job changes this pool's kernel count in a worker thread: the counts here are the last read, and
+         * nothing else reads, adopts or settles the pool until the job finishes on the loop. */
+        bool busy;
 
         /* What the last PropertiesChanged said, so only real changes are signalled. */
         bool emitted_valid;
@@ -126,6 +149,18 @@ struct Manager {
 
         uint64_t emitted_reserved_bytes;
         sd_event_source *refresh_timer;
+
+        /* Requests that touch the kernel, oldest first. A job starts when no earlier job shares a pool with it
+         * (or a reservation name), so each (page size, node) pool is a FIFO queue and other pools proceed. */
+        Job *jobs, *jobs_tail;
+        bool dispatching, dispatch_again;
+        unsigned n_running;
+        int job_efd;                     /* worker threads signal completions here */
+        sd_event_source *job_source;
+        Job *jobs_done;                  /* finished by a worker, not yet by the loop; under jobs_lock */
+        void *jobs_lock;                 /* pthread_mutex_t, kept opaque for the users of this header */
+
+        AllocStats stats;
         /* Pending polkit checks, owned by bus-polkit.c: freed with polkit_registry_free() while the bus is
          * still open. */
         PolkitRegistry *polkit_registry;
@@ -139,6 +174,7 @@ struct Manager {
         void (*on_pool_removed)(Manager *m, Pool *p);
         void (*on_nodes_changed)(Manager *m);
         void (*on_reservation_state_changed)(Manager *m, Reservation *r);
+        void (*on_stats_changed)(Manager *m);
 };
 
 typedef struct NodeBytes {
@@ -190,8 +226,18 @@ uint64_t manager_reserved_bytes(Manager *m);
 void manager_page_size_totals(Manager *m, uint64_t page_size, uint64_t ret[5]);
 
 /* On success *ret is the new reservation, or the existing one for an identical retry (*ret_existed). */
+/* Synchronous: kernel writes run on the caller's thread. For start-up, tests and tools; the bus uses the async
+ * variants below. */
 int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bool *ret_existed, HpError *error);
 int manager_release(Manager *m, Reservation *r, HpError *error);
+
+/* Asynchronous: validation errors are returned at once (done is not called); otherwise returns 0 and done is
+ * called later on the event loop (or before returning, when no kernel write is needed). req is copied. */
+int manager_reserve_async(Manager *m, const ReserveRequest *req, ManagerDone done, void *userdata, HpError *error);
+/* r is gone from the manager when this returns; done (may be NULL) follows once any shrink is done. */
+int manager_release_async(Manager *m, Reservation *r, ManagerDone done, void *userdata, HpError *error);
+/* Number of jobs queued or running. */
+size_t manager_jobs_pending(Manager *m);
 
 int manager_save_state(Manager *m);
 
