@@ -342,6 +342,20 @@ int config_load(Config *c, const char *path, bool must_exist) {
         return r < 0 ? r : 0;
 }
 
+/* The sections that apply to (page_size, node): the size-wide one and the node's own, either may be NULL. */
+static void config_pool_sections(const Config *c, uint64_t page_size, uint32_t node, const PoolConfig **ret_any,
+                                 const PoolConfig **ret_own) {
+        *ret_any = *ret_own = NULL;
+        for (size_t i = 0; i < c->n_pools; i++) {
+                if (c->pools[i].page_size != page_size)
+                        continue;
+                if (c->pools[i].node == CONFIG_NODE_ANY)
+                        *ret_any = &c->pools[i];
+                else if ((uint32_t) c->pools[i].node == node)
+                        *ret_own = &c->pools[i];
+        }
+}
+
 void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_keep_free,
                       uint64_t *ret_shrink_delay_usec) {
         const PoolConfig *any = NULL, *own = NULL;
@@ -351,14 +365,7 @@ void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64
                 delay = c->shrink_delay_usec;
         else
                 delay = page_size >= (1ULL << 30) ? CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC : CONFIG_SHRINK_DELAY_DEFAULT_USEC;
-        for (size_t i = 0; i < c->n_pools; i++) {
-                if (c->pools[i].page_size != page_size)
-                        continue;
-                if (c->pools[i].node == CONFIG_NODE_ANY)
-                        any = &c->pools[i];
-                else if ((uint32_t) c->pools[i].node == node)
-                        own = &c->pools[i];
-        }
+        config_pool_sections(c, page_size, node, &any, &own);
         if (any && any->has_keep_free)
                 keep = any->keep_free_pages;
         if (any && any->has_shrink_delay)
@@ -376,14 +383,7 @@ void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint
         uint64_t min = 0, max = UINT64_MAX;
         const PoolConfig *any = NULL, *own = NULL;
 
-        for (size_t i = 0; i < c->n_pools; i++) {
-                if (c->pools[i].page_size != page_size)
-                        continue;
-                if (c->pools[i].node == CONFIG_NODE_ANY)
-                        any = &c->pools[i];
-                else if ((uint32_t) c->pools[i].node == node)
-                        own = &c->pools[i];
-        }
+        config_pool_sections(c, page_size, node, &any, &own);
         if (any && any->has_min)
                 min = any->min_pages;
         if (any && any->has_max)
