@@ -399,36 +399,29 @@ static int read_string_dup(sd_bus_message *m, const char *type, char **ret) {
         return 0;
 }
 
-static int read_u64_array(sd_bus_message *m, uint64_t **ret, size_t *ret_n) {
+/* A copy of an array of fixed-size elements ('t' or 'u'), replacing *ret. */
+static int read_array(sd_bus_message *m, char type, size_t elem_size, void **ret, size_t *ret_n) {
         const void *p;
         size_t sz;
-        int r = sd_bus_message_read_array(m, 't', &p, &sz);
+        int r = sd_bus_message_read_array(m, type, &p, &sz);
         if (r < 0)
                 return r;
-        uint64_t *a = malloc(sz ?: 1);
+        void *a = malloc(sz ?: 1);
         if (!a)
                 return -ENOMEM;
         memcpy(a, p, sz);
         free(*ret);
         *ret = a;
-        *ret_n = sz / sizeof(uint64_t);
+        *ret_n = sz / elem_size;
         return 0;
 }
 
+static int read_u64_array(sd_bus_message *m, uint64_t **ret, size_t *ret_n) {
+        return read_array(m, 't', sizeof(uint64_t), (void **) ret, ret_n);
+}
+
 static int read_u32_array(sd_bus_message *m, uint32_t **ret, size_t *ret_n) {
-        const void *p;
-        size_t sz;
-        int r = sd_bus_message_read_array(m, 'u', &p, &sz);
-        if (r < 0)
-                return r;
-        uint32_t *a = malloc(sz ?: 1);
-        if (!a)
-                return -ENOMEM;
-        memcpy(a, p, sz);
-        free(*ret);
-        *ret = a;
-        *ret_n = sz / sizeof(uint32_t);
-        return 0;
+        return read_array(m, 'u', sizeof(uint32_t), (void **) ret, ret_n);
 }
 
 static int read_variant_string(sd_bus_message *m, char **ret) {
