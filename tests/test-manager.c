@@ -498,6 +498,23 @@ static gboolean pidfd_supported(void) {
         return TRUE;
 }
 
+/* A child that waits to be killed: the process a pid-lifetime reservation is bound to. */
+static pid_t spawn_sleeper(void) {
+        pid_t child = fork();
+        g_assert_cmpint(child, >=, 0);
+        if (child == 0) {
+                pause();
+                _exit(0);
+        }
+        return child;
+}
+
+static void kill_and_reap(pid_t child) {
+        int status;
+        g_assert_cmpint(kill(child, SIGKILL), ==, 0);
+        g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+}
+
 static void test_pid_lifetime(Fixture *f, gconstpointer data) {
         NodeBytes nb = { 0, 4 * PS2M };
         ReserveRequest req = {
@@ -506,24 +523,17 @@ static void test_pid_lifetime(Fixture *f, gconstpointer data) {
         };
         HpError e = {};
         pid_t child;
-        int status;
 
         if (!pidfd_supported()) {
                 g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
                 return;
         }
         manager_start(f);
-        child = fork();
-        g_assert_cmpint(child, >=, 0);
-        if (child == 0) {
-                pause();
-                _exit(0);
-        }
+        child = spawn_sleeper();
         req.pid = (uint32_t) child;
         g_assert_nonnull(reserve(f, &req, &e));
         g_assert_cmpuint(nr(f, 0, MB2), ==, 4);
-        g_assert_cmpint(kill(child, SIGKILL), ==, 0);
-        g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+        kill_and_reap(child);
         run_loop_until_released(f, "pid");
         g_assert_null(manager_find_reservation(f->m, "pid"));
         g_assert_cmpuint(nr(f, 0, MB2), ==, 0);
@@ -542,24 +552,17 @@ static void test_pid_gone_across_restart(Fixture *f, gconstpointer data) {
         };
         HpError e = {};
         pid_t child;
-        int status;
 
         if (!pidfd_supported()) {
                 g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
                 return;
         }
         manager_start(f);
-        child = fork();
-        g_assert_cmpint(child, >=, 0);
-        if (child == 0) {
-                pause();
-                _exit(0);
-        }
+        child = spawn_sleeper();
         req.pid = (uint32_t) child;
         g_assert_nonnull(reserve(f, &req, &e));
         manager_stop(f);
-        g_assert_cmpint(kill(child, SIGKILL), ==, 0);
-        g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+        kill_and_reap(child);
         manager_start(f);
         g_assert_null(manager_find_reservation(f->m, "pid"));
         g_assert_cmpuint(nr(f, 1, MB2), ==, 0);
