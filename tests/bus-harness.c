@@ -967,3 +967,22 @@ void test_rm_rf(const char *path) {
         if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
                 g_test_message("bus-harness: cannot remove %s: %s", path, g_strerror(errno));
 }
+
+GVariant *test_opts(const char *text) {
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GVariant) v = g_variant_parse(G_VARIANT_TYPE("a{sv}"), text, NULL, NULL, &e);
+        GVariantBuilder b;
+        GVariantIter it;
+        GVariant *child;
+
+        g_assert_no_error(e);
+        /* g_variant_parse() returns a full reference, which "@a{sv}" would only add to: hand out a floating
+         * copy instead, so the call that takes it owns it (valgrind counted the difference as leaks). */
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+        g_variant_iter_init(&it, v);
+        while ((child = g_variant_iter_next_value(&it))) {
+                g_variant_builder_add_value(&b, child);
+                g_variant_unref(child);
+        }
+        return g_variant_builder_end(&b);
+}

@@ -96,6 +96,10 @@ void test_harness_dump_logs(void);
 /* ---- helpers ---- */
 
 /* Synchronous call to org.hugepaged1 with a 30 s timeout; returns the reply or sets error. */
+/* An a{sv} options dictionary from GVariant text, e.g. "{'nodes': <[uint32 0]>}": floating, so the call that
+ * takes it owns it. Asserts the text parses. */
+GVariant *test_opts(const char *text);
+
 GVariant *test_call(GDBusConnection *c, const char *path, const char *iface, const char *method,
                     GVariant *args, const GVariantType *reply_type, GError **error);
 /* org.freedesktop.DBus.Properties.Get on org.hugepaged1, unwrapped; asserts success. */

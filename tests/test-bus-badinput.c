@@ -55,31 +55,12 @@ static void teardown(Fixture *f, gconstpointer data) {
         g_free(f->config);
 }
 
-static GVariant *opts(const char *text) {
-        g_autoptr(GError) e = NULL;
-        g_autoptr(GVariant) v = g_variant_parse(G_VARIANT_TYPE("a{sv}"), text, NULL, NULL, &e);
-        GVariantBuilder b;
-        GVariantIter it;
-        GVariant *child;
-
-        g_assert_no_error(e);
-        /* g_variant_parse() returns a full reference, which "@a{sv}" would only add to: hand out a floating
-         * copy instead, so the call that takes it owns it (valgrind counted the difference as leaks). */
-        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-        g_variant_iter_init(&it, v);
-        while ((child = g_variant_iter_next_value(&it))) {
-                g_variant_builder_add_value(&b, child);
-                g_variant_unref(child);
-        }
-        return g_variant_builder_end(&b);
-}
-
 static GError *reserve(Fixture *f, const char *name, guint64 bytes, const char *options) {
         g_autoptr(GVariant) reply = NULL;
         GError *e = NULL;
 
         reply = test_call(f->c, MANAGER_PATH, MANAGER_IFACE, "Reserve",
-                          g_variant_new("(stt@a{sv})", name, (guint64) 0, bytes, opts(options)),
+                          g_variant_new("(stt@a{sv})", name, (guint64) 0, bytes, test_opts(options)),
                           G_VARIANT_TYPE("(o)"), &e);
         g_assert_true((reply == NULL) == (e != NULL));
         return e;
@@ -200,7 +181,7 @@ static void test_node_vanishes_mid_request(Fixture *f, gconstpointer data) {
         fake_kernel_control(f->fk, "delay_ms 400");
         g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
                                g_variant_new("(stt@a{sv})", "mid", (guint64) 0, (guint64) 0,
-                                             opts("{'node_bytes': <[(uint32 0, uint64 8388608), "
+                                             test_opts("{'node_bytes': <[(uint32 0, uint64 8388608), "
                                                   "(1, 8388608)]>}")),
                                G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL, on_done,
                                &result);

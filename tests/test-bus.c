@@ -233,24 +233,6 @@ static void release_ok(GDBusConnection *c, const char *name) {
 }
 
 /* An options dictionary in GVariant text format, e.g. "{'nodes': <[uint32 1]>}". */
-static GVariant *opts(const char *text) {
-        g_autoptr(GError) e = NULL;
-        g_autoptr(GVariant) v = g_variant_parse(G_VARIANT_TYPE("a{sv}"), text, NULL, NULL, &e);
-        GVariantBuilder b;
-        GVariantIter it;
-        GVariant *child;
-
-        g_assert_no_error(e);
-        /* g_variant_parse() returns a full reference, which "@a{sv}" would only add to: hand out a floating
-         * copy instead, so the call that takes it owns it (valgrind counted the difference as leaks). */
-        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-        g_variant_iter_init(&it, v);
-        while ((child = g_variant_iter_next_value(&it))) {
-                g_variant_builder_add_value(&b, child);
-                g_variant_unref(child);
-        }
-        return g_variant_builder_end(&b);
-}
 
 /* What sd_bus_path_encode() makes of a name: every byte but [A-Za-z] and non-leading [0-9] as _xx. */
 static char *res_path(const char *name) {
@@ -719,7 +701,7 @@ static void test_reserve_release(Fixture *f, gconstpointer data) {
         g_clear_error(&e);
 
         /* The reservation object's own Release(). */
-        path2 = reserve_ok(f->c, "vm.2:x@y+z_w-v", 0, 3 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        path2 = reserve_ok(f->c, "vm.2:x@y+z_w-v", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_clear_pointer(&got, g_free);
         got = res_path("vm.2:x@y+z_w-v");
         g_assert_cmpstr(path2, ==, got);
@@ -744,7 +726,7 @@ static void test_options(Fixture *f, gconstpointer data) {
         g_autoptr(GError) e = NULL;
 
         /* nodes [1]: node 1 only. */
-        p1 = reserve_ok(f->c, "n1", 0, 10 * 1024 * 1024, opts("{'nodes': <[uint32 1]>}"));
+        p1 = reserve_ok(f->c, "n1", 0, 10 * 1024 * 1024, test_opts("{'nodes': <[uint32 1]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 0);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 5);
         s = prop_str(f->c, p1, RES_IFACE, "NodePages");
@@ -752,21 +734,21 @@ static void test_options(Fixture *f, gconstpointer data) {
         g_clear_pointer(&s, g_free);
 
         /* node_bytes with bytes 0. */
-        p2 = reserve_ok(f->c, "nb", 0, 0, opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
+        p2 = reserve_ok(f->c, "nb", 0, 0, test_opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 2);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 8);
         s = prop_str(f->c, p2, RES_IFACE, "NodePages");
         g_assert_cmpstr(s, ==, "[(0, 2), (1, 3)]");
         g_clear_pointer(&s, g_free);
         g_assert_cmpuint(prop_u64(f->c, p2, RES_IFACE, "Pages"), ==, 5);
-        retry = reserve_ok(f->c, "nb", 0, 0, opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
+        retry = reserve_ok(f->c, "nb", 0, 0, test_opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
         g_assert_cmpstr(retry, ==, p2);
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 2);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 8);
 
         /* bytes equal to the sum. */
         p3 = reserve_ok(f->c, "nbsum", 0, 10 * 1024 * 1024,
-                        opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
+                        test_opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"));
         s = prop_str(f->c, p3, RES_IFACE, "NodePages");
         g_assert_cmpstr(s, ==, "[(0, 2), (1, 3)]");
         g_clear_pointer(&s, g_free);
@@ -776,21 +758,21 @@ static void test_options(Fixture *f, gconstpointer data) {
         /* bytes neither 0 nor the sum. */
         before = kernel_snapshot(f);
         e = reserve_fails(f->c, "nbbad", 0, 12 * 1024 * 1024,
-                          opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"), E_INVALID);
+                          test_opts("{'node_bytes': <[(uint32 0, uint64 4194304), (1, 6291456)]>}"), E_INVALID);
         g_clear_error(&e);
         after = kernel_snapshot(f);
         g_assert_cmpstr(after, ==, before);
         g_assert_cmpuint(n_reservations(f->c), ==, 3);
 
         /* Rounding up to whole pages within node_bytes. */
-        p4 = reserve_ok(f->c, "round", 0, 0, opts("{'node_bytes': <[(uint32 1, uint64 2097153)]>}"));
+        p4 = reserve_ok(f->c, "round", 0, 0, test_opts("{'node_bytes': <[(uint32 1, uint64 2097153)]>}"));
         s = prop_str(f->c, p4, RES_IFACE, "NodePages");
         g_assert_cmpstr(s, ==, "[(1, 2)]");
         g_clear_pointer(&s, g_free);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 13);
 
         /* 1 GiB pages. */
-        p5 = reserve_ok(f->c, "giant", PS1G, 2 * PS1G, opts("{'nodes': <[uint32 1]>}"));
+        p5 = reserve_ok(f->c, "giant", PS1G, 2 * PS1G, test_opts("{'nodes': <[uint32 1]>}"));
         g_assert_cmpuint(prop_u64(f->c, p5, RES_IFACE, "PageSize"), ==, PS1G);
         g_assert_cmpuint(prop_u64(f->c, p5, RES_IFACE, "Pages"), ==, 2);
         s = prop_str(f->c, p5, RES_IFACE, "NodePages");
@@ -821,9 +803,9 @@ static void test_errors(Fixture *f, gconstpointer data) {
         g_clear_error(&e);
         e = reserve_fails(f->c, "a", 3 * PS2M, PS2M * 3, NULL, E_UNSUPPORTED);
         g_clear_error(&e);
-        e = reserve_fails(f->c, "a", 0, PS2M, opts("{'nodes': <[uint32 7]>}"), E_NO_NODE);
+        e = reserve_fails(f->c, "a", 0, PS2M, test_opts("{'nodes': <[uint32 7]>}"), E_NO_NODE);
         g_clear_error(&e);
-        e = reserve_fails(f->c, "a", 0, 0, opts("{'node_bytes': <[(uint32 0, uint64 2097152), (7, 2097152)]>}"),
+        e = reserve_fails(f->c, "a", 0, 0, test_opts("{'node_bytes': <[(uint32 0, uint64 2097152), (7, 2097152)]>}"),
                           E_NO_NODE);
         g_clear_error(&e);
         e = call_fails(f->c, MANAGER_PATH, MANAGER_IFACE, "Release", g_variant_new("(s)", "nope"), E_NO_RES);
@@ -834,13 +816,13 @@ static void test_errors(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 0, KB2M) + nr(f, 1, KB2M), ==, 0);
 
         /* Same name, other parameters. */
-        px = reserve_ok(f->c, "x", 0, 4 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
+        px = reserve_ok(f->c, "x", 0, 4 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 2);
-        e = reserve_fails(f->c, "x", 0, 6 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"), E_EXISTS);
+        e = reserve_fails(f->c, "x", 0, 6 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>}"), E_EXISTS);
         g_clear_error(&e);
-        e = reserve_fails(f->c, "x", 0, 4 * 1024 * 1024, opts("{'nodes': <[uint32 1]>}"), E_EXISTS);
+        e = reserve_fails(f->c, "x", 0, 4 * 1024 * 1024, test_opts("{'nodes': <[uint32 1]>}"), E_EXISTS);
         g_clear_error(&e);
-        e = reserve_fails(f->c, "x", 0, 4 * 1024 * 1024, opts("{'nodes': <[uint32 0]>, 'lifetime': <'caller'>}"),
+        e = reserve_fails(f->c, "x", 0, 4 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>, 'lifetime': <'caller'>}"),
                           E_EXISTS);
         g_clear_error(&e);
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 2);
@@ -849,7 +831,7 @@ static void test_errors(Fixture *f, gconstpointer data) {
         before = kernel_snapshot(f);
         pools_before = pools_str(f->c);
         w_before = writes_str(f);
-        retry = reserve_ok(f->c, "x", 0, 4 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
+        retry = reserve_ok(f->c, "x", 0, 4 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(retry, ==, px);
         after = kernel_snapshot(f);
         g_assert_cmpstr(after, ==, before);
@@ -863,7 +845,7 @@ static void test_errors(Fixture *f, gconstpointer data) {
         g_clear_pointer(&pools_before, g_free);
         pools_before = pools_str(f->c);
         e = reserve_fails(f->c, "toomuch", 0, 0,
-                          opts("{'node_bytes': <[(uint32 0, uint64 8388608), (1, 10485760000)]>}"),
+                          test_opts("{'node_bytes': <[(uint32 0, uint64 8388608), (1, 10485760000)]>}"),
                           E_INSUFFICIENT);
         g_test_message("InsufficientPages: %s", e->message);
         g_assert_nonnull(strstr(e->message, "node 1"));
@@ -905,10 +887,10 @@ static void test_limits(Fixture *f, gconstpointer data) {
         g_autoptr(GError) e = NULL;
 
         before = kernel_snapshot(f);
-        e = reserve_fails(f->c, "big", 0, 11 * PS2M, opts("{'nodes': <[uint32 0]>}"), E_LIMIT);
+        e = reserve_fails(f->c, "big", 0, 11 * PS2M, test_opts("{'nodes': <[uint32 0]>}"), E_LIMIT);
         g_assert_nonnull(strstr(e->message, "MaxPages"));
         g_clear_error(&e);
-        e = reserve_fails(f->c, "big", 0, 0, opts("{'node_bytes': <[(uint32 1, uint64 23068672)]>}"), E_LIMIT);
+        e = reserve_fails(f->c, "big", 0, 0, test_opts("{'node_bytes': <[(uint32 1, uint64 23068672)]>}"), E_LIMIT);
         g_assert_nonnull(strstr(e->message, "MaxPages"));
         g_clear_error(&e);
         e = reserve_fails(f->c, "big", 0, 21 * PS2M, NULL, E_LIMIT);
@@ -917,24 +899,24 @@ static void test_limits(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(after, ==, before);
 
         /* Up to MaxPages on one node is fine; 1 GiB pages have no limit configured. */
-        p1 = reserve_ok(f->c, "r1", 0, 10 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p1 = reserve_ok(f->c, "r1", 0, 10 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 10);
-        e = reserve_fails(f->c, "r2", 0, PS2M, opts("{'nodes': <[uint32 0]>}"), E_LIMIT);
+        e = reserve_fails(f->c, "r2", 0, PS2M, test_opts("{'nodes': <[uint32 0]>}"), E_LIMIT);
         g_clear_error(&e);
         p2 = reserve_ok(f->c, "r2", PS1G, PS1G, NULL);
 
         /* MaxReservations=2. */
-        e = reserve_fails(f->c, "r3", 0, PS2M, opts("{'nodes': <[uint32 1]>}"), E_LIMIT);
+        e = reserve_fails(f->c, "r3", 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"), E_LIMIT);
         g_assert_nonnull(strstr(e->message, "MaxReservations"));
         g_clear_error(&e);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
         g_assert_cmpuint(n_reservations(f->c), ==, 2);
         /* A retry of an existing one is not a new one. */
-        p3 = reserve_ok(f->c, "r1", 0, 10 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p3 = reserve_ok(f->c, "r1", 0, 10 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(p3, ==, p1);
         release_ok(f->c, "r2");
         g_clear_pointer(&p3, g_free);
-        p3 = reserve_ok(f->c, "r3", 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
+        p3 = reserve_ok(f->c, "r3", 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"));
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 1);
 }
 
@@ -986,7 +968,7 @@ static void test_invalid_args(Fixture *f, gconstpointer data) {
         for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
                 g_test_message("case: %s", cases[i].what);
                 e = reserve_fails(f->c, cases[i].name, 0, cases[i].bytes,
-                                  cases[i].options ? opts(cases[i].options) : NULL, E_INVALID);
+                                  cases[i].options ? test_opts(cases[i].options) : NULL, E_INVALID);
                 g_clear_error(&e);
         }
         for (const char *const *n = (const char *const[]) { "", "a/b", "\xc3\xa9", NULL }; *n; n++) {
@@ -1257,7 +1239,7 @@ static void test_signals(Fixture *f, gconstpointer data) {
         /* The match rules are in place once a round trip to the daemon has been made. */
         ping(f->c);
 
-        path = reserve_ok(f->c, "vm1", 0, PS1G, opts("{'nodes': <[uint32 0]>}"));
+        path = reserve_ok(f->c, "vm1", 0, PS1G, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(path, ==, RES_PREFIX "vm1");
 
         sig = wait_signal(log, MANAGER_PATH, "InterfacesAdded", path);
@@ -1290,7 +1272,7 @@ static void test_signals(Fixture *f, gconstpointer data) {
 
         /* An idempotent retry changes nothing and says nothing. */
         g_clear_pointer(&s, g_free);
-        s = reserve_ok(f->c, "vm1", 0, PS1G, opts("{'nodes': <[uint32 0]>}"));
+        s = reserve_ok(f->c, "vm1", 0, PS1G, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(s, ==, path);
         g_clear_pointer(&s, g_free);
         release_ok(f->c, "vm1");
@@ -1319,7 +1301,7 @@ static void test_signals(Fixture *f, gconstpointer data) {
 
         /* A reservation on node 1 only: node 0 stays quiet. */
         g_clear_pointer(&s, g_free);
-        s = reserve_ok(f->c, "vm2", 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
+        s = reserve_ok(f->c, "vm2", 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"));
         g_clear_pointer(&s, g_free);
         sig = wait_signal(log, MANAGER_PATH, "PropertiesChanged", MANAGER_IFACE);
         s = properties_changed_str(sig);
@@ -1338,15 +1320,15 @@ static void test_lifetime_caller(Fixture *f, gconstpointer data) {
         g_autofree char *path = NULL, *retry = NULL, *lifetime = NULL, *keep = NULL;
         g_autoptr(GError) e = NULL;
 
-        keep = reserve_ok(f->c, "keep", 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
-        path = reserve_ok(c2, "mine", 0, 3 * PS2M, opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
+        keep = reserve_ok(f->c, "keep", 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"));
+        path = reserve_ok(c2, "mine", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
         lifetime = prop_str(f->c, path, RES_IFACE, "Lifetime");
         g_assert_cmpstr(lifetime, ==, "'caller'");
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 4);
         /* The same request from the same connection is a retry; from another it is someone else's. */
-        retry = reserve_ok(c2, "mine", 0, 3 * PS2M, opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
+        retry = reserve_ok(c2, "mine", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
         g_assert_cmpstr(retry, ==, path);
-        e = reserve_fails(f->c, "mine", 0, 3 * PS2M, opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"),
+        e = reserve_fails(f->c, "mine", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"),
                           E_EXISTS);
         g_clear_error(&e);
 
@@ -1373,7 +1355,7 @@ static void test_lifetime_pid(Fixture *f, gconstpointer data) {
         child = spawn_sleep();
 
         o = g_strdup_printf("{'nodes': <[uint32 0]>, 'lifetime': <'pid'>, 'pid': <uint32 %d>}", (int) child);
-        path = reserve_ok(f->c, "bypid", 0, 2 * PS2M, opts(o));
+        path = reserve_ok(f->c, "bypid", 0, 2 * PS2M, test_opts(o));
         lifetime = prop_str(f->c, path, RES_IFACE, "Lifetime");
         g_assert_cmpstr(lifetime, ==, "'pid'");
         pidv = test_get_property(f->c, path, RES_IFACE, "PID");
@@ -1398,12 +1380,12 @@ static void test_restart_sigkill(Fixture *f, gconstpointer data) {
         g_autofree char *pa2 = NULL, *pb2 = NULL, *long_tail = g_strnfill(112, '.'), *odd_name = NULL;
         g_autofree char *podd = NULL, *podd2 = NULL;
 
-        pa = reserve_ok(f->c, "a", 0, 10 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
-        pb = reserve_ok(f->c, "b", 0, 0, opts("{'node_bytes': <[(uint32 1, uint64 4194304)]>}"));
+        pa = reserve_ok(f->c, "a", 0, 10 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>}"));
+        pb = reserve_ok(f->c, "b", 0, 0, test_opts("{'node_bytes': <[(uint32 1, uint64 4194304)]>}"));
         /* The longest name, with every punctuation character allowed, through the state file and back. */
         odd_name = g_strconcat(":1.42@host+x_y-z", long_tail, NULL);
         g_assert_cmpuint(strlen(odd_name), ==, 128);
-        podd = reserve_ok(f->c, odd_name, 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
+        podd = reserve_ok(f->c, odd_name, 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 25);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 3);
         props_a = get_all(f->c, pa, RES_IFACE);
@@ -1445,7 +1427,7 @@ static void test_restart_sigkill(Fixture *f, gconstpointer data) {
 
         /* The identical request after the restart is still a retry. */
         g_clear_pointer(&pa2, g_free);
-        pa2 = reserve_ok(f->c, "a", 0, 10 * 1024 * 1024, opts("{'nodes': <[uint32 0]>}"));
+        pa2 = reserve_ok(f->c, "a", 0, 10 * 1024 * 1024, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpstr(pa2, ==, pa);
 
         release_ok(f->c, "a");
@@ -1459,8 +1441,8 @@ static void test_restart_sigkill(Fixture *f, gconstpointer data) {
 static void test_sigterm_keeps_pools(Fixture *f, gconstpointer data) {
         g_autofree char *p = NULL, *g = NULL, *kernel = NULL, *s = NULL, *pools = NULL;
 
-        p = reserve_ok(f->c, "a", 0, 6 * PS2M, opts("{'nodes': <[uint32 1]>}"));
-        g = reserve_ok(f->c, "g", PS1G, PS1G, opts("{'nodes': <[uint32 0]>}"));
+        p = reserve_ok(f->c, "a", 0, 6 * PS2M, test_opts("{'nodes': <[uint32 1]>}"));
+        g = reserve_ok(f->c, "g", PS1G, PS1G, test_opts("{'nodes': <[uint32 0]>}"));
         kernel = kernel_snapshot(f);
         pools = pools_str(f->c);
         daemon_end(f, SIGTERM);
@@ -1488,10 +1470,10 @@ static void test_restart_releases_gone_owners(Fixture *f, gconstpointer data) {
         }
         child = spawn_sleep();
 
-        pk = reserve_ok(f->c, "keep", 0, PS2M, opts("{'nodes': <[uint32 1]>}"));
-        pc = reserve_ok(c2, "caller", 0, 3 * PS2M, opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
+        pk = reserve_ok(f->c, "keep", 0, PS2M, test_opts("{'nodes': <[uint32 1]>}"));
+        pc = reserve_ok(c2, "caller", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'lifetime': <'caller'>}"));
         o = g_strdup_printf("{'nodes': <[uint32 1]>, 'lifetime': <'pid'>, 'pid': <uint32 %d>}", (int) child);
-        pp = reserve_ok(f->c, "pid", 0, 2 * PS2M, opts(o));
+        pp = reserve_ok(f->c, "pid", 0, 2 * PS2M, test_opts(o));
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 6);
 
         daemon_end(f, SIGKILL);
@@ -1514,7 +1496,7 @@ static void test_restart_keeps_live_caller(Fixture *f, gconstpointer data) {
         g_autofree char *pc = NULL;
         g_autoptr(GError) e = NULL;
 
-        pc = reserve_ok(c2, "caller", 0, 3 * PS2M, opts("{'nodes': <[uint32 0]>, 'lifetime': <'caller'>}"));
+        pc = reserve_ok(c2, "caller", 0, 3 * PS2M, test_opts("{'nodes': <[uint32 0]>, 'lifetime': <'caller'>}"));
         daemon_end(f, SIGKILL);
         daemon_start(f);
         g_assert_cmpuint(n_reservations(f->c), ==, 1);
@@ -1541,7 +1523,7 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
         fake_kernel_control(f->fk, "delay_ms 1500");
         g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
                                g_variant_new("(stt@a{sv})", "slow", (guint64) 0, (guint64) 0,
-                                             opts("{'node_bytes': <[(uint32 0, uint64 20971520), "
+                                             test_opts("{'node_bytes': <[(uint32 0, uint64 20971520), "
                                                   "(1, 20971520)]>}")),
                                G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
                                on_killed_call_done, &done);
@@ -1561,7 +1543,7 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
 
         /* Release: decided on disk before the pools shrink, so the restart finishes the shrinking. */
-        p = reserve_ok(f->c, "slow", 0, 0, opts("{'node_bytes': <[(uint32 0, uint64 20971520), (1, 20971520)]>}"));
+        p = reserve_ok(f->c, "slow", 0, 0, test_opts("{'node_bytes': <[(uint32 0, uint64 20971520), (1, 20971520)]>}"));
         fake_kernel_control(f->fk, "delay_ms 1500");
         done = FALSE;
         g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Release",
@@ -1594,7 +1576,7 @@ static void test_outside_change(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(s, ==, want);
         g_assert_cmpuint(pool_floor(f->c, 0), ==, 30);
 
-        p = reserve_ok(f->c, "r", 0, 5 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p = reserve_ok(f->c, "r", 0, 5 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 35);
 
         /* Someone adds 10 more while we hold 5: Floor becomes 45 - 5. */
@@ -1616,7 +1598,7 @@ static void test_outside_change(Fixture *f, gconstpointer data) {
 
         /* Spare pages above the Floor... there are none: a new reservation grows the pool. */
         g_clear_pointer(&p, g_free);
-        p = reserve_ok(f->c, "r2", 0, 2 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p = reserve_ok(f->c, "r2", 0, 2 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 42);
         /* Someone shrinks the pool under us, then a release only goes down to the new Floor. */
         fake_kernel_control(f->fk, "set_nr 0 2048 12");
@@ -1772,14 +1754,14 @@ static void test_warm_reboot(Fixture *f, gconstpointer data) {
         g_autofree char *p1 = NULL, *p2 = NULL;
         guint64 writes;
 
-        p1 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p1 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
         writes = fake_kernel_get(f->fk, 0, KB2M, "writes");
         release_ok(f->c, "vm1");
         /* The pages stay in the pool as spare. */
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
         g_assert_cmpuint(prop_u64(f->c, NODE0_PATH, POOL_IFACE, "Reserved"), ==, 0);
-        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(fake_kernel_get(f->fk, 0, KB2M, "writes"), ==, writes);
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
 
@@ -1790,7 +1772,7 @@ static void test_warm_reboot(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 64);
         g_assert_cmpuint(prop_u64(f->c, NODE0_PATH, POOL_IFACE, "Floor"), ==, 0);
         g_free(p2);
-        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, opts("{'nodes': <[uint32 0]>}"));
+        p2 = reserve_ok(f->c, "vm1", PS2M, 64 * PS2M, test_opts("{'nodes': <[uint32 0]>}"));
         g_assert_cmpuint(fake_kernel_get(f->fk, 0, KB2M, "writes"), ==, writes);
 }
 
@@ -1829,7 +1811,7 @@ static void test_no_blocking(Fixture *f, gconstpointer data) {
 
         fake_kernel_control(f->fk, "delay_ms 10000");
         g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
-                               g_variant_new("(stt@a{sv})", "slow", PS2M, 8 * PS2M, opts("{'nodes': <[uint32 0]>}")),
+                               g_variant_new("(stt@a{sv})", "slow", PS2M, 8 * PS2M, test_opts("{'nodes': <[uint32 0]>}")),
                                G_VARIANT_TYPE("(o)"), 0, 60000, NULL, on_reply, &slow);
         /* Wait until the daemon holds node 0's nr_hugepages open: the slow write is under way. (Asking the fake
          * kernel would queue behind that very write.) */
@@ -1876,7 +1858,7 @@ static void test_corrupt_state(Fixture *f, gconstpointer data) {
         g_autofree char *p = NULL, *good = NULL, *bad = NULL, *s = NULL, *props = NULL, *props2 = NULL;
         g_autoptr(GVariant) v = NULL, v2 = NULL;
 
-        p = reserve_ok(f->c, "good", 0, 0, opts("{'node_bytes': <[(uint32 1, uint64 6291456)]>}"));
+        p = reserve_ok(f->c, "good", 0, 0, test_opts("{'node_bytes': <[(uint32 1, uint64 6291456)]>}"));
         v = get_all(f->c, p, RES_IFACE);
         daemon_end(f, SIGTERM);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 3);
