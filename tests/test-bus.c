@@ -2,6 +2,7 @@
 /* Bus tests: the real hugepaged binary on a private dbus-daemon that loads the project's policy, over the FUSE
  * model of the kernel. Every case checks exact values: pages in the model, properties, error names, signals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
@@ -1513,6 +1514,38 @@ static void on_killed_call_done(GObject *source, GAsyncResult *result, gpointer 
         *(gboolean *) user_data = TRUE;
 }
 
+/* From /proc/PID/fdinfo/FD: whether the descriptor was opened O_WRONLY. */
+static gboolean fd_is_write_only(Fixture *f, const char *fd) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) test_daemon_pid(f->d), fd);
+        g_autofree char *text = NULL;
+        const char *flags;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL))
+                return FALSE;
+        flags = strstr(text, "flags:");
+        return flags && (g_ascii_strtoull(flags + strlen("flags:"), NULL, 8) & O_ACCMODE) == O_WRONLY;
+}
+
+/* Whether the daemon has a file whose path ends in suffix open for writing, waiting up to timeout_ms for it.
+ * Only writes count: the daemon also opens the same files briefly to read them. */
+static gboolean daemon_has_open(Fixture *f, const char *suffix, guint timeout_ms) {
+        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) test_daemon_pid(f->d));
+        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+
+        do {
+                g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+                const char *name;
+                while (d && (name = g_dir_read_name(d))) {
+                        g_autofree char *link = g_build_filename(dir, name, NULL);
+                        g_autofree char *target = g_file_read_link(link, NULL);
+                        if (target && g_str_has_suffix(target, suffix) && fd_is_write_only(f, name))
+                                return TRUE;
+                }
+                g_usleep(5000);
+        } while (g_get_monotonic_time() < deadline);
+        return FALSE;
+}
+
 /* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
  * half-done work, and takes none of it for someone else's Floor. */
 static void test_restart_mid_request(Fixture *f, gconstpointer data) {
@@ -1527,7 +1560,8 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
                                                   "(1, 20971520)]>}")),
                                G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
                                on_killed_call_done, &done);
-        g_usleep(700 * 1000); /* within the first of the two writes */
+        /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
+        g_assert_true(daemon_has_open(f, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         daemon_end(f, SIGKILL);
         fake_kernel_control(f->fk, "delay_ms 0");
         WAIT_FOR(done, WAIT_MS);
@@ -1549,7 +1583,8 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
         g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Release",
                                g_variant_new("(s)", "slow"), G_VARIANT_TYPE("()"), G_DBUS_CALL_FLAGS_NONE,
                                TEST_CALL_TIMEOUT_MS, NULL, on_killed_call_done, &done);
-        g_usleep(700 * 1000); /* within the first of the two writes */
+        /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
+        g_assert_true(daemon_has_open(f, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         daemon_end(f, SIGKILL);
         fake_kernel_control(f->fk, "delay_ms 0");
         WAIT_FOR(done, WAIT_MS);
@@ -1781,25 +1816,6 @@ static void on_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
         g_autoptr(GError) e = NULL;
         *out = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &e);
         g_assert_no_error(e);
-}
-
-/* Whether the daemon has a file whose path ends in suffix open, waiting up to timeout_ms for it. */
-static gboolean daemon_has_open(Fixture *f, const char *suffix, guint timeout_ms) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) test_daemon_pid(f->d));
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-
-        do {
-                g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-                const char *name;
-                while (d && (name = g_dir_read_name(d))) {
-                        g_autofree char *link = g_build_filename(dir, name, NULL);
-                        g_autofree char *target = g_file_read_link(link, NULL);
-                        if (target && g_str_has_suffix(target, suffix))
-                                return TRUE;
-                }
-                g_usleep(5000);
-        } while (g_get_monotonic_time() < deadline);
-        return FALSE;
 }
 
 /* While a slow allocation runs, the daemon answers. No clock is read: the proof is causal. Had the loop been
