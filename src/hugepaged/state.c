@@ -41,6 +41,7 @@ typedef struct LoadContext {
         StatePool *cur_pool;    /* the pool whose section is open, the last of state->pools */
         unsigned cur_pool_keys; /* POOL_KEY_* seen in it */
         bool cur_bad;
+        size_t allocated;       /* of state->reservations */
 
         /* inih keeps only the first 49 characters of a section name and doesn't tell two headers of the same
          * name apart, so the reader notes every header line itself. */
@@ -129,21 +130,58 @@ static void finish_section(LoadContext *ctx) {
                 reservation_free(r);
                 return;
         }
-        for (size_t i = 0; i < ctx->state->n_reservations; i++)
-                if (streq(ctx->state->reservations[i]->name, r->name)) {
-                        log_warning("%s: reservation %s appears twice, dropping the second", ctx->path, r->name);
+        /* Names seen twice are dropped after the parse, in drop_duplicates(): checking here would be
+         * quadratic, and 10,000 reservations must load in milliseconds. */
+        if (ctx->state->n_reservations == ctx->allocated) {
+                size_t a = MAX(ctx->allocated * 2, (size_t) 64);
+                Reservation **t = reallocarray(ctx->state->reservations, a, sizeof(*t));
+                if (!t) {
                         ctx->bad++;
                         reservation_free(r);
                         return;
                 }
-        Reservation **t = realloc(ctx->state->reservations, (ctx->state->n_reservations + 1) * sizeof(*t));
-        if (!t) {
-                ctx->bad++;
-                reservation_free(r);
-                return;
+                ctx->state->reservations = t;
+                ctx->allocated = a;
         }
-        ctx->state->reservations = t;
-        t[ctx->state->n_reservations++] = r;
+        ctx->state->reservations[ctx->state->n_reservations++] = r;
+}
+
+typedef struct Loaded {
+        Reservation *r;
+        size_t index; /* position in the file: qsort() is not stable, and the first of two copies is kept */
+} Loaded;
+
+static int cmp_loaded(const void *a, const void *b) {
+        const Loaded *x = a, *y = b;
+        int c = strcmp(x->r->name, y->r->name);
+        return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Leaves the reservations sorted by name, each name once. */
+static int drop_duplicates(LoadContext *ctx) {
+        State *s = ctx->state;
+        _cleanup_free_ Loaded *v = NULL;
+        size_t n = 0;
+
+        if (s->n_reservations == 0)
+                return 0;
+        v = calloc(s->n_reservations, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_reservations; i++)
+                v[i] = (Loaded) { s->reservations[i], i };
+        qsort(v, s->n_reservations, sizeof(*v), cmp_loaded);
+        for (size_t i = 0; i < s->n_reservations; i++) {
+                if (n > 0 && streq(s->reservations[n - 1]->name, v[i].r->name)) {
+                        log_warning("%s: reservation %s appears twice, dropping the second", ctx->path, v[i].r->name);
+                        ctx->bad++;
+                        reservation_free(v[i].r);
+                        continue;
+                }
+                s->reservations[n++] = v[i].r;
+        }
+        s->n_reservations = n;
+        return 0;
 }
 
 static char *state_reader(char *str, int num, void *stream) {
@@ -345,6 +383,8 @@ int state_load(const char *path, State *ret) {
         ctx.f = f;
         r = ini_parse_stream(state_reader, &ctx, load_handler, &ctx);
         finish_section(&ctx);
+        if (r >= 0 && drop_duplicates(&ctx) < 0)
+                r = -ENOMEM;
         if (ctx.headers > 0 && !ctx.header_has_keys) {
                 log_warning("%s: section [%s] is empty", path, ctx.header);
                 ctx.bad++;
