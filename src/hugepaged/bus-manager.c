@@ -20,10 +20,6 @@ static const char *strna(const char *s) {
         return s ?: "n/a";
 }
 
-int bus_message_get_uid(sd_bus_message *m, uid_t *ret) {
-        return bus_message_get_sender_uid(m, ret);
-}
-
 typedef struct ReserveOptions {
         uint32_t *nodes;
         size_t n_nodes;
@@ -232,7 +228,7 @@ static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_e
         if (r == 0)
                 return 1; /* polkit is asked; the call is dispatched again with its answer */
 
-        r = bus_message_get_uid(message, &uid);
+        r = bus_message_get_sender_uid(m, message, &uid);
         if (r < 0)
                 return r;
 
@@ -519,6 +515,7 @@ int bus_register(Manager *m) {
                 return log_error_errno(r, "cannot register the object manager: %m");
 
         m->on_pools_changed = bus_emit_pools_changed;
+        m->flush_signals = bus_flush_pools_changed;
         m->on_reservation_added = on_reservation_added;
         m->on_reservation_removed = on_reservation_removed;
         m->on_pool_added = bus_pool_emit_added;

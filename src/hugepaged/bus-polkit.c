@@ -81,10 +81,19 @@ size_t polkit_registry_size(const PolkitRegistry *r) {
         return r ? r->n_queries : 0;
 }
 
-int bus_message_get_sender_uid(sd_bus_message *message, uid_t *ret) {
+int bus_message_get_sender_uid(Manager *m, sd_bus_message *message, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(message);
+        bool cacheable = m && sender && sender[0] == ':';
         uid_t uid;
         int r;
+
+        if (cacheable)
+                for (size_t i = 0; i < ELEMENTSOF(m->sender_uids); i++)
+                        if (m->sender_uids[i].name && streq(m->sender_uids[i].name, sender)) {
+                                *ret = m->sender_uids[i].uid;
+                                return 0;
+                        }
 
         /* No SD_BUS_CREDS_AUGMENT: what /proc says about a pid is racy, what the bus driver says is not. */
         r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
@@ -95,6 +104,15 @@ int bus_message_get_sender_uid(sd_bus_message *message, uid_t *ret) {
         r = sd_bus_creds_get_euid(creds, &uid);
         if (r < 0)
                 return r;
+        if (cacheable) {
+                char *name = strdup(sender);
+                if (name) {
+                        unsigned i = m->sender_uid_next++ % ELEMENTSOF(m->sender_uids);
+                        free(m->sender_uids[i].name);
+                        m->sender_uids[i].name = name;
+                        m->sender_uids[i].uid = uid;
+                }
+        }
         *ret = uid;
         return 0;
 }
@@ -273,7 +291,7 @@ int bus_verify_polkit_async(Manager *m, sd_bus_message *message, const char *act
                 return sd_bus_error_copy(error, &q->error);
         }
 
-        r = bus_message_get_sender_uid(message, &uid);
+        r = bus_message_get_sender_uid(m, message, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "%s: cannot determine the caller's uid: %s", action, strerror(-r));
@@ -307,7 +325,7 @@ int bus_verify_owner_or_polkit(Manager *m, sd_bus_message *message, uid_t owner_
         uid_t uid;
         int r;
 
-        r = bus_message_get_sender_uid(message, &uid);
+        r = bus_message_get_sender_uid(m, message, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "%s: cannot determine the caller's uid: %s", what, strerror(-r));

@@ -25,8 +25,9 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r);
 /* Number of entries, for the log and for tests of the bounds. */
 size_t polkit_registry_size(const PolkitRegistry *r);
 
-/* The sender's effective uid as the bus driver vouches for it, never augmented from /proc. */
-int bus_message_get_sender_uid(sd_bus_message *message, uid_t *ret);
+/* The sender's effective uid as the bus driver vouches for it, never augmented from /proc. Remembered per unique
+ * name in m (which may be NULL: then every call asks the bus driver). */
+int bus_message_get_sender_uid(Manager *m, sd_bus_message *message, uid_t *ret);
 
 /* May the sender of message do action? Returns
  *   1: yes (uid 0, or polkit said so for this very message);

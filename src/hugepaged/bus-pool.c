@@ -157,7 +157,7 @@ static void emit_changed(Manager *m, const char *path, const uint64_t now[5], ui
                 log_debug_errno(r, "cannot emit PropertiesChanged for %s: %m", path);
 }
 
-void bus_emit_pools_changed(Manager *m) {
+static void emit_pools_changed_now(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++) {
                 Pool *p = m->pools[i];
                 uint64_t now[5] = { p->counts.nr, p->counts.free, p->counts.surplus, p->reserved, pool_floor(p) };
@@ -180,6 +180,42 @@ void bus_emit_pools_changed(Manager *m) {
                 (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.hugepaged1.Manager", "ReservedBytes",
                                                       NULL);
         }
+}
+
+static int on_emit_pools_changed(sd_event_source *s, void *userdata) {
+        emit_pools_changed_now(userdata);
+        return 0;
+}
+
+/* Called after every change to the pools. The signals go out on a later turn of the loop, at the bus's own
+ * priority: the reply to the call that made the change leaves first (the caller waits for it, not for them),
+ * and a burst of calls costs one PropertiesChanged per pool that changed, not one per call. */
+void bus_emit_pools_changed(Manager *m) {
+        int r;
+
+        if (!m->bus)
+                return;
+        if (!m->emit_pools_source) {
+                r = sd_event_add_defer(m->event, &m->emit_pools_source, on_emit_pools_changed, m);
+                if (r < 0) {
+                        emit_pools_changed_now(m);
+                        return;
+                }
+                (void) sd_event_source_set_description(m->emit_pools_source, "emit-pools-changed");
+        }
+        r = sd_event_source_set_enabled(m->emit_pools_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                emit_pools_changed_now(m);
+}
+
+void bus_flush_pools_changed(Manager *m) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!m->emit_pools_source)
+                return;
+        if (sd_event_source_get_enabled(m->emit_pools_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                emit_pools_changed_now(m);
+        m->emit_pools_source = sd_event_source_disable_unref(m->emit_pools_source);
 }
 
 void bus_pool_emit_added(Manager *m, Pool *p) {

@@ -22,6 +22,8 @@ int bus_pool_find(sd_bus *bus, const char *path, const char *interface, void *us
                   sd_bus_error *error);
 int bus_pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
 void bus_emit_pools_changed(Manager *m);
+/* Sends what bus_emit_pools_changed() has queued, and stops queueing: before the bus closes. */
+void bus_flush_pools_changed(Manager *m);
 void bus_pool_emit_added(Manager *m, Pool *p);
 /* p must still be linked: InterfacesRemoved lists the interfaces the object had. */
 void bus_pool_emit_removed(Manager *m, Pool *p);
@@ -35,7 +37,5 @@ void bus_reservation_emit_added(Manager *m, Reservation *r);
 void bus_reservation_emit_removed(Manager *m, Reservation *r);
 void bus_reservation_emit_state_changed(Manager *m, Reservation *r);
 
-/* The uid of the sender of m. */
-int bus_message_get_uid(sd_bus_message *m, uid_t *ret);
 /* Releases r for the sender of message, if the sender may. */
 int bus_release(Manager *manager, Reservation *r, sd_bus_message *message, sd_bus_error *error);

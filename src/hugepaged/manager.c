@@ -2099,6 +2099,9 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         if (m->jobs_lock)
                 manager_drain_jobs(m);
+        if (m->flush_signals)
+                m->flush_signals(m);
+        sd_event_source_disable_unref(m->emit_pools_source);
         sd_event_source_disable_unref(m->job_source);
         safe_close(m->job_efd);
         if (m->jobs_lock) {
@@ -2121,6 +2124,8 @@ Manager *manager_free(Manager *m) {
         config_done(&m->config);
         free(m->state_dir);
         free(m->state_path);
+        for (size_t i = 0; i < ELEMENTSOF(m->sender_uids); i++)
+                free(m->sender_uids[i].name);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         free(m);

@@ -12,6 +12,8 @@
 #include "errors.h"
 #include "kernel.h"
 
+#define SENDER_UID_CACHE_SIZE 64
+
 typedef struct Manager Manager;
 typedef struct Pool Pool;
 typedef struct Reservation Reservation;
@@ -148,6 +150,7 @@ struct Manager {
         size_t n_reservations;
 
         uint64_t emitted_reserved_bytes;
+        sd_event_source *emit_pools_source; /* bus-pool.c: PropertiesChanged for the pools, coalesced */
         sd_event_source *refresh_timer;
 
         /* Requests that touch the kernel, oldest first. A job starts when no earlier job shares a pool with it
@@ -164,9 +167,19 @@ struct Manager {
         /* Pending polkit checks, owned by bus-polkit.c: freed with polkit_registry_free() while the bus is
          * still open. */
         PolkitRegistry *polkit_registry;
+        /* Callers' uids by unique name, owned by bus-polkit.c: a connection's uid never changes and the bus
+         * never reuses a unique name, so each caller costs one round trip to the bus driver, not one per call.
+         * A small ring; the oldest entry makes room. */
+        struct {
+                char *name;
+                uid_t uid;
+        } sender_uids[SENDER_UID_CACHE_SIZE];
+        unsigned sender_uid_next;
 
         /* Called after the core changed something, so the bus layer can signal it. May be NULL. */
         void (*on_pools_changed)(Manager *m);
+        /* Called once, after the last job, before the bus closes: send whatever is still queued. May be NULL. */
+        void (*flush_signals)(Manager *m);
         void (*on_reservation_added)(Manager *m, Reservation *r);
         void (*on_reservation_removed)(Manager *m, Reservation *r);
         /* Topology changes: a pool is announced once linked, and withdrawn while still linked. */
