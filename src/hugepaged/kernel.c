@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,25 @@
 #define HUGEPAGES_DIR "sys/kernel/mm/hugepages"
 #define NODE_DIR "sys/devices/system/node"
 #define READ_MAX (64 * 1024)
+#define NODE_FILES_MAX 64 /* pools whose count files stay open; beyond that they are opened per read */
+
+static const char *const node_file_names[] = { "nr_hugepages", "free_hugepages", "surplus_hugepages" };
+
+/* A pool's three count files, kept open: a read is then one pread() per file instead of open, read, read and
+ * close (1 µs instead of 8 µs each on this machine's sysfs, 8 µs instead of 115 µs on the FUSE model). A
+ * sysfs attribute read at offset 0 is generated afresh each time. */
+typedef struct NodeFiles {
+        uint64_t page_size;
+        uint32_t node;
+        int fd[ELEMENTSOF(node_file_names)];
+} NodeFiles;
 
 struct Kernel {
         char *root;      /* "" for the real kernel, else "DIR/" */
         int numa;        /* -1 unknown */
+        pthread_mutex_t lock; /* the loop and the workers both read counts */
+        NodeFiles files[NODE_FILES_MAX];
+        size_t n_files;
 };
 
 int kernel_new(const char *root, Kernel **ret) {
@@ -38,13 +54,22 @@ int kernel_new(const char *root, Kernel **ret) {
                 return -ENOMEM;
         }
         k->numa = -1;
+        pthread_mutex_init(&k->lock, NULL);
         *ret = k;
         return 0;
+}
+
+static void node_files_close(NodeFiles *f) {
+        for (size_t i = 0; i < ELEMENTSOF(f->fd); i++)
+                f->fd[i] = safe_close(f->fd[i]);
 }
 
 Kernel *kernel_free(Kernel *k) {
         if (!k)
                 return NULL;
+        for (size_t i = 0; i < k->n_files; i++)
+                node_files_close(&k->files[i]);
+        pthread_mutex_destroy(&k->lock);
         free(k->root);
         free(k);
         return NULL;
@@ -261,19 +286,90 @@ static int node_file(Kernel *k, uint64_t page_size, uint32_t node, const char *n
         return r < 0 ? -ENOMEM : 0;
 }
 
-int kernel_read_node(Kernel *k, uint64_t page_size, uint32_t node, NodeCounts *ret) {
-        static const char *const names[] = { "nr_hugepages", "free_hugepages", "surplus_hugepages" };
-        uint64_t v[3];
+static void node_files_drop(Kernel *k, size_t i) {
+        node_files_close(&k->files[i]);
+        k->files[i] = k->files[--k->n_files];
+}
 
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                _cleanup_free_ char *rel = NULL;
-                int r = node_file(k, page_size, node, names[i], &rel);
-                if (r < 0)
-                        return r;
-                r = kernel_read_u64(k, rel, &v[i]);
-                if (r < 0)
-                        return r;
+/* Opens the pool's files for keeps; NULL if there is no room or any of them can't be opened. Under k->lock. */
+static NodeFiles *node_files_get(Kernel *k, uint64_t page_size, uint32_t node) {
+        NodeFiles *f;
+
+        for (size_t i = 0; i < k->n_files; i++)
+                if (k->files[i].page_size == page_size && k->files[i].node == node)
+                        return &k->files[i];
+        if (k->n_files >= NODE_FILES_MAX)
+                return NULL;
+        f = &k->files[k->n_files];
+        *f = (NodeFiles) { .page_size = page_size, .node = node };
+        for (size_t i = 0; i < ELEMENTSOF(f->fd); i++)
+                f->fd[i] = -EBADF;
+        for (size_t i = 0; i < ELEMENTSOF(f->fd); i++) {
+                _cleanup_free_ char *rel = NULL, *path = NULL;
+                if (node_file(k, page_size, node, node_file_names[i], &rel) < 0 || !(path = kernel_path(k, rel))) {
+                        node_files_close(f);
+                        return NULL;
+                }
+                f->fd[i] = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (f->fd[i] < 0) {
+                        node_files_close(f);
+                        return NULL;
+                }
         }
+        k->n_files++;
+        return f;
+}
+
+static int read_node_cached(Kernel *k, uint64_t page_size, uint32_t node, uint64_t v[static 3]) {
+        NodeFiles *f;
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&k->lock);
+        f = node_files_get(k, page_size, node);
+        for (size_t i = 0; f && i < ELEMENTSOF(f->fd); i++) {
+                char buf[32];
+                ssize_t l;
+
+                do
+                        l = pread(f->fd[i], buf, sizeof(buf) - 1, 0);
+                while (l < 0 && errno == EINTR);
+                if (l <= 0 || (size_t) l >= sizeof(buf) - 1) {
+                        r = -EIO;
+                        break;
+                }
+                buf[l] = '\0';
+                r = parse_u64(buf, &v[i]);
+                if (r < 0)
+                        break;
+        }
+        /* A node that went away and came back has new files: on any trouble, start over the slow way. */
+        if (f && r < 0)
+                node_files_drop(k, (size_t) (f - k->files));
+        pthread_mutex_unlock(&k->lock);
+        return f ? r : -ENOENT;
+}
+
+void kernel_forget_node(Kernel *k, uint32_t node) {
+        pthread_mutex_lock(&k->lock);
+        for (size_t i = k->n_files; i > 0; i--)
+                if (k->files[i - 1].node == node)
+                        node_files_drop(k, i - 1);
+        pthread_mutex_unlock(&k->lock);
+}
+
+int kernel_read_node(Kernel *k, uint64_t page_size, uint32_t node, NodeCounts *ret) {
+        uint64_t v[ELEMENTSOF(node_file_names)];
+
+        if (read_node_cached(k, page_size, node, v) < 0)
+                for (size_t i = 0; i < ELEMENTSOF(node_file_names); i++) {
+                        _cleanup_free_ char *rel = NULL;
+                        int r = node_file(k, page_size, node, node_file_names[i], &rel);
+                        if (r < 0)
+                                return r;
+                        r = kernel_read_u64(k, rel, &v[i]);
+                        if (r < 0)
+                                return r;
+                }
         *ret = (NodeCounts) { .nr = v[0], .free = v[1], .surplus = v[2] };
         return 0;
 }

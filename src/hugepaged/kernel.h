@@ -39,7 +39,10 @@ int kernel_list_memory_nodes(Kernel *k, uint32_t **ret, size_t *ret_n);
  * call from worker threads. */
 bool kernel_has_numa(Kernel *k);
 
+/* Keeps the node's count files open after the first read (see NodeFiles in kernel.c). */
 int kernel_read_node(Kernel *k, uint64_t page_size, uint32_t node, NodeCounts *ret);
+/* Closes the count files kept open for node: call when its pools go or come. */
+void kernel_forget_node(Kernel *k, uint32_t node);
 int kernel_write_node_nr(Kernel *k, uint64_t page_size, uint32_t node, uint64_t nr);
 int kernel_read_global(Kernel *k, uint64_t page_size, GlobalCounts *ret);
 /* Per-node compaction where the kernel offers it, else the whole machine. */

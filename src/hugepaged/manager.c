@@ -1920,6 +1920,7 @@ static void manager_remove_node_pools(Manager *m, uint32_t node) {
                 m->n_pools--;
                 pool_free(p);
         }
+        kernel_forget_node(m->kernel, node);
 }
 
 /* Creates a node's pools as a first start would: what is there and no reservation owns becomes Floor, and
@@ -1929,6 +1930,7 @@ static int manager_add_node_pools(Manager *m, uint32_t node) {
         size_t first = m->n_pools;
         int r;
 
+        kernel_forget_node(m->kernel, node); /* a returning node has new files */
         for (size_t s = 0; s < m->n_page_sizes; s++) {
                 Pool *p;
                 Pool **t = realloc(m->pools, (m->n_pools + 1) * sizeof(*t));
