@@ -785,7 +785,9 @@ static void test_options(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 13);
         g_assert_cmpuint(prop_u64(f->c, "/org/hugepaged1/pool/1048576kB/node1", POOL_IFACE, "Reserved"), ==, 2);
         release_ok(f->c, "giant");
-        g_assert_cmpuint(nr(f, 1, KB1G), ==, 0);
+        /* 1 GiB pages stay as spare pages by default. */
+        g_assert_cmpuint(nr(f, 1, KB1G), ==, 2);
+        g_assert_cmpuint(prop_u64(f->c, "/org/hugepaged1/pool/1048576kB/node1", POOL_IFACE, "Reserved"), ==, 0);
 
         /* Releasing node_bytes reservations gives back exactly their pages per node. */
         release_ok(f->c, "nb");

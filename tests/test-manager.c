@@ -262,8 +262,17 @@ static void test_gigantic(Fixture *f, gconstpointer data) {
         g_assert_cmpint(e.code, ==, HP_ERROR_INSUFFICIENT_PAGES);
         g_assert_cmpstr(e.message, ==, "cannot reserve 7 1 GiB pages on node 0: the kernel gave 6 of 7 pages");
         g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+
+        /* Released 1 GiB pages stay in the pool by default (ShrinkDelaySec=infinity for 1 GiB), and the next
+         * Reserve takes them without writing to the kernel. */
         release(f, "g");
-        g_assert_cmpuint(nr(f, 0, GB1), ==, 0);
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 0)->reserved, ==, 0);
+        guint64 writes = fake_kernel_get(f->fk, 0, GB1, "writes");
+        g_assert_nonnull(reserve_on(f, "g3", PS1G, 0, 2 * PS1G, &e));
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, GB1, "writes"), ==, writes);
+        release(f, "g3");
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
 }
 
 static void test_surplus_on_release(Fixture *f, gconstpointer data) {

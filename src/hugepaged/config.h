@@ -45,11 +45,11 @@ typedef struct Config {
 #define CONFIG_MAX_RESERVATIONS_PER_USER_DEFAULT 64
 #define CONFIG_UNLIMITED UINT64_MAX
 #define CONFIG_INFINITY UINT64_MAX
-/* Pages that stay as spare after a release when nothing else is configured: none, so an unconfigured daemon
- * gives memory back at once as it always did. The shipped hugepaged.conf keeps 1 GiB pages (hard to get back
- * once memory is fragmented) with [Pool 1G] ShrinkDelaySec=infinity. */
+/* How long released pages stay as spare pages when nothing is configured: 2 MiB pages go back at once, 1 GiB
+ * pages (slow and often impossible to get back once memory is fragmented) are kept for good. An explicit
+ * ShrinkDelaySec= in [Allocation] or a [Pool] section overrides both. */
 #define CONFIG_SHRINK_DELAY_DEFAULT_USEC 0
-#define CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC 0
+#define CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC CONFIG_INFINITY
 /* A request this large (bytes) counts as large for DropCaches=, whatever its page size. */
 #define CONFIG_DROP_CACHES_MIN_BYTES (1ULL << 30)
 

@@ -32,7 +32,8 @@
 #define N_CLIENTS 4
 #define MAX_CALLER_CONNS 4
 #define FLOOR_NODE0 5
-#define CONFIG "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n"
+/* The model expects a release to shrink at once, 1 GiB pools included (their default is to keep them). */
+#define CONFIG "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n[Pool 1G]\nShrinkDelaySec=0\n"
 
 typedef enum {
         ST_PENDING,     /* a call about it is outstanding */
