@@ -191,6 +191,38 @@ static void test_partial_then_compaction(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 1"), ==, 0);
 }
 
+/* DropCaches=yes: for a 1 GiB request the page cache is dropped once, with the first compaction, and the
+ * statistics say which step won what. A 2 MiB request under 1 GiB in all never drops it. */
+static void test_drop_caches(Fixture *f, gconstpointer data) {
+        HpError e = {};
+
+        write_config(f, "[Allocation]\nMaxAttempts=4\nTimeoutSec=10\nDropCaches=yes\n");
+        fake_kernel_control(f->fk, "capacity 0 %d 6", GB1);
+        fake_kernel_control(f->fk, "blocked 0 %d 3", GB1);
+        fake_kernel_control(f->fk, "capacity 0 %d 1000", MB2);
+        manager_start(f);
+
+        g_assert_nonnull(reserve_on(f, "g", PS1G, 0, 5 * PS1G, &e));
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 5);
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, GB1, "writes"), ==, 2);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "drop_caches"), ==, 1);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 0"), ==, 1);
+        g_assert_cmpuint(f->m->stats.pages_first_write, ==, 3);
+        g_assert_cmpuint(f->m->stats.pages_after_drop_caches, ==, 2);
+        g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 0);
+        g_assert_cmpuint(f->m->stats.retries, ==, 1);
+
+        /* 1000 MiB is not large: compaction alone wins the 100 pages the first write didn't get. */
+        fake_kernel_control(f->fk, "blocked 0 %d 600", MB2);
+        g_assert_nonnull(reserve_on(f, "m", PS2M, 0, 500 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 500);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "drop_caches"), ==, 1);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 0"), ==, 2);
+        g_assert_cmpuint(f->m->stats.pages_first_write, ==, 3 + 400);
+        g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 100);
+        g_assert_cmpuint(f->m->stats.pages_after_drop_caches, ==, 2);
+}
+
 static void test_short_without_compaction_rolls_back(Fixture *f, gconstpointer data) {
         HpError e = {};
 
@@ -592,6 +624,7 @@ int main(int argc, char *argv[]) {
         ADD("floor-adopted", test_floor_adopted);
         ADD("min-pages", test_min_pages);
         ADD("max-pages", test_max_pages);
+        ADD("drop-caches", test_drop_caches);
         ADD("partial-then-compaction", test_partial_then_compaction);
         ADD("short-rolls-back", test_short_without_compaction_rolls_back);
         ADD("multi-node-rollback", test_multi_node_rollback);

@@ -209,17 +209,19 @@ static int alloc_apply(const AllocParams *ap, uint64_t page_size, uint32_t node,
                                  " after %u attempts", ps, node, now - MIN(now, before), target - before, attempt);
                         break;
                 }
-                /* Retry while each round still wins pages: a round after the first that won nothing is followed
-                 * by one that drops clean page cache first, if allowed, else it is the end. */
+                /* Retry while each round still wins pages. Where dropping clean page cache is allowed (DropCaches=,
+                 * large or 1 GiB requests) it goes with the first compaction: the cache's own kernel memory (buffer
+                 * heads and the like) sits in the way of 1 GiB pages and no compaction moves it, so a round of
+                 * compaction alone would mostly be time lost. Without it, a round that won nothing ends it. */
                 progress = now > last;
                 last = now;
                 if (attempt > 1 && !progress) {
-                        if (!ap->compaction || !ap->drop_caches || dropped) {
-                                log_info("%s pages on node %" PRIu32 ": no progress, stopping with %" PRIu64 " of %"
-                                         PRIu64 " after %u attempts", ps, node, now - MIN(now, before),
-                                         target - before, attempt);
-                                break;
-                        }
+                        log_info("%s pages on node %" PRIu32 ": no progress, stopping with %" PRIu64 " of %" PRIu64
+                                 " after %u attempts", ps, node, now - MIN(now, before), target - before, attempt);
+                        break;
+                }
+                step = STEP_COMPACT;
+                if (ap->compaction && ap->drop_caches && !dropped) {
                         log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", dropping clean page "
                                   "cache", ps, node, now, target);
                         r = kernel_drop_caches(ap->kernel);
@@ -227,8 +229,7 @@ static int alloc_apply(const AllocParams *ap, uint64_t page_size, uint32_t node,
                                 log_debug_errno(r, "cannot drop the page cache: %m");
                         dropped = true;
                         step = STEP_DROP;
-                } else if (step == STEP_FIRST)
-                        step = STEP_COMPACT;
+                }
                 if (!ap->compaction)
                         continue;
                 log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", compacting node %" PRIu32
