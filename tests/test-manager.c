@@ -192,7 +192,8 @@ static void test_partial_then_compaction(Fixture *f, gconstpointer data) {
 }
 
 /* DropCaches=yes: for a 1 GiB request the page cache is dropped once, with the first compaction, and the
- * statistics say which step won what. A 2 MiB request under 1 GiB in all never drops it. */
+ * statistics say which step won what. A 2 MiB request under 1 GiB in all never drops it, nor does a large one
+ * that compaction alone serves. */
 static void test_drop_caches(Fixture *f, gconstpointer data) {
         HpError e = {};
 
@@ -221,6 +222,16 @@ static void test_drop_caches(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(f->m->stats.pages_first_write, ==, 3 + 400);
         g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 100);
         g_assert_cmpuint(f->m->stats.pages_after_drop_caches, ==, 2);
+
+        /* 2 GiB of 2 MiB pages is large, but compaction moves the cached pages themselves: the cache is only
+         * dropped after a round of compaction that won nothing, and here compaction wins the rest. */
+        fake_kernel_control(f->fk, "capacity 0 %d 2000", MB2);
+        fake_kernel_control(f->fk, "blocked 0 %d 1000", MB2);
+        g_assert_nonnull(reserve_on(f, "l", PS2M, 0, 1024 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 500 + 1024);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "drop_caches"), ==, 1);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 0"), ==, 3);
+        g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 100 + 1024 - 500);
 }
 
 static void test_short_without_compaction_rolls_back(Fixture *f, gconstpointer data) {

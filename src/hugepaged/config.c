@@ -364,7 +364,7 @@ void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64
         if (c->has_shrink_delay)
                 delay = c->shrink_delay_usec;
         else
-                delay = page_size >= (1ULL << 30) ? CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC : CONFIG_SHRINK_DELAY_DEFAULT_USEC;
+                delay = page_size >= GIGANTIC_PAGE_SIZE ? CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC : CONFIG_SHRINK_DELAY_DEFAULT_USEC;
         config_pool_sections(c, page_size, node, &any, &own);
         if (any && any->has_keep_free)
                 keep = any->keep_free_pages;

@@ -52,6 +52,8 @@ typedef struct Config {
 #define CONFIG_SHRINK_DELAY_1G_DEFAULT_USEC CONFIG_INFINITY
 /* A request this large (bytes) counts as large for DropCaches=, whatever its page size. */
 #define CONFIG_DROP_CACHES_MIN_BYTES (1ULL << 30)
+/* Pages this large and up: 1 GiB on x86 ("gigantic" in the kernel). */
+#define GIGANTIC_PAGE_SIZE (1ULL << 30)
 
 void config_init(Config *c);
 void config_done(Config *c);

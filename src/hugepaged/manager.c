@@ -170,7 +170,7 @@ static int alloc_apply(const AllocParams *ap, uint64_t page_size, uint32_t node,
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + ap->timeout_usec;
         uint64_t before = node_counts_persistent(counts), last = before;
         uint64_t won_first = 0, won_compact = 0, won_drop = 0;
-        bool grow = target > before, dropped = false, progress;
+        bool grow = target > before, dropped = false, progress, drop;
         enum { STEP_FIRST, STEP_COMPACT, STEP_DROP } step = STEP_FIRST;
         unsigned attempt;
         int r;
@@ -210,18 +210,21 @@ static int alloc_apply(const AllocParams *ap, uint64_t page_size, uint32_t node,
                         break;
                 }
                 /* Retry while each round still wins pages. Where dropping clean page cache is allowed (DropCaches=,
-                 * large or 1 GiB requests) it goes with the first compaction: the cache's own kernel memory (buffer
-                 * heads and the like) sits in the way of 1 GiB pages and no compaction moves it, so a round of
-                 * compaction alone would mostly be time lost. Without it, a round that won nothing ends it. */
+                 * large or 1 GiB requests), it comes after a round of compaction that won nothing; for 1 GiB pages
+                 * it goes with the first compaction instead, because the page cache's own kernel memory (buffer
+                 * heads and the like) sits in the way of 1 GiB pages and no compaction moves it. 2 MiB pages
+                 * come out of compaction alone, which moves the cached pages themselves. */
                 progress = now > last;
                 last = now;
-                if (attempt > 1 && !progress) {
+                drop = ap->compaction && ap->drop_caches && !dropped &&
+                       (attempt == 1 ? page_size >= GIGANTIC_PAGE_SIZE : !progress);
+                if (attempt > 1 && !progress && !drop) {
                         log_info("%s pages on node %" PRIu32 ": no progress, stopping with %" PRIu64 " of %" PRIu64
                                  " after %u attempts", ps, node, now - MIN(now, before), target - before, attempt);
                         break;
                 }
                 step = STEP_COMPACT;
-                if (ap->compaction && ap->drop_caches && !dropped) {
+                if (drop) {
                         log_debug("%s pages on node %" PRIu32 ": %" PRIu64 " of %" PRIu64 ", dropping clean page "
                                   "cache", ps, node, now, target);
                         r = kernel_drop_caches(ap->kernel);
@@ -273,7 +276,7 @@ static int pool_apply(Pool *p, uint64_t target) {
         NodeCounts c = p->counts;
         int r;
 
-        ap.drop_caches = m->config.drop_caches && (p->page_size >= (1ULL << 30) ||
+        ap.drop_caches = m->config.drop_caches && (p->page_size >= GIGANTIC_PAGE_SIZE ||
                                                    (target > pool_persistent(p) &&
                                                     (target - pool_persistent(p)) * p->page_size >= CONFIG_DROP_CACHES_MIN_BYTES));
         r = alloc_apply(&ap, p->page_size, p->node, target, &c, &st);
@@ -1315,7 +1318,7 @@ static int reserve_prepare(Job *j) {
                                                 strerror(-k));
         j->params = alloc_params(m, false);
         j->params.drop_caches = m->config.drop_caches &&
-                                (plan->page_size >= (1ULL << 30) || j->bytes >= CONFIG_DROP_CACHES_MIN_BYTES);
+                                (plan->page_size >= GIGANTIC_PAGE_SIZE || j->bytes >= CONFIG_DROP_CACHES_MIN_BYTES);
         return 1;
 }
 

@@ -204,6 +204,23 @@ static void cleanup(void) {
         }
 }
 
+/* Writes (or reads back) the whole cache file in CHUNKs, checking for a stop signal between them. */
+static int cache_pass(uint8_t *buf, uint64_t len, bool write) {
+        for (uint64_t off = 0; off < len; off += CHUNK) {
+                size_t n = (size_t) (len - off < CHUNK ? len - off : CHUNK);
+                ssize_t k;
+
+                if (stop_requested())
+                        return -EINTR;
+                k = write ? pwrite(cache_fd, buf, n, (off_t) off) : pread(cache_fd, buf, n, (off_t) off);
+                if (k < 0)
+                        return -errno;
+                if (k != (ssize_t) n)
+                        return write ? -ENOSPC : -EIO; /* a short write: the disk is full */
+        }
+        return 0;
+}
+
 /* Step (1): clean page cache. The file is written (dirty cache), fsync()ed (clean cache: drop_caches can
  * drop it, nothing needs writing back first) and read back, in case reclaim took some of it meanwhile.
  * Returns 0, -EINTR on a stop signal, or a negative errno. */
@@ -229,38 +246,11 @@ static int fill_cache(uint64_t mib) {
         for (size_t i = 0; i < CHUNK; i++)
                 buf[i] = (uint8_t) (i * 131 + 7);
 
-        for (uint64_t off = 0; off < len && r == 0; off += CHUNK) {
-                size_t n = (size_t) (len - off < CHUNK ? len - off : CHUNK);
-
-                ssize_t k;
-
-                if (stop_requested()) {
-                        r = -EINTR;
-                        break;
-                }
-                k = pwrite(cache_fd, buf, n, (off_t) off);
-                if (k < 0)
-                        r = -errno;
-                else if (k != (ssize_t) n)
-                        r = -ENOSPC; /* a short write: the disk is full */
-        }
+        r = cache_pass(buf, len, true);
         if (r == 0 && fsync(cache_fd) < 0)
                 r = -errno;
-        for (uint64_t off = 0; off < len && r == 0; off += CHUNK) {
-                size_t n = (size_t) (len - off < CHUNK ? len - off : CHUNK);
-
-                ssize_t k;
-
-                if (stop_requested()) {
-                        r = -EINTR;
-                        break;
-                }
-                k = pread(cache_fd, buf, n, (off_t) off);
-                if (k < 0)
-                        r = -errno;
-                else if (k != (ssize_t) n)
-                        r = -EIO;
-        }
+        if (r == 0)
+                r = cache_pass(buf, len, false);
         free(buf);
         if (r < 0 && r != -EINTR)
                 fprintf(stderr, "Filling %s: %s\n", cache_path, strerror(-r));

@@ -104,13 +104,42 @@ static void daemon_release(sd_bus *b) {
                 fail("Release: %s", e.message ?: g_strerror(-r));
 }
 
+/* A daemon on the real kernel, its state directory on tmpfs as in production (/run/hugepaged). */
+typedef struct RealDaemon {
+        char *dir, *shm;
+        TestDaemon *d;
+} RealDaemon;
+
+static void real_daemon_start(RealDaemon *rd, TestBus *bus, const char *config, const char *log_level) {
+        g_autofree char *conf = NULL;
+
+        rd->dir = test_tmpdir("hugepaged-bench-real-XXXXXX");
+        rd->shm = g_strdup("/dev/shm/hugepaged-bench-real-XXXXXX");
+        g_assert_nonnull(g_mkdtemp(rd->shm));
+        conf = g_build_filename(rd->dir, "hugepaged.conf", NULL);
+        g_assert_true(g_file_set_contents(conf, config, -1, NULL));
+        rd->d = test_daemon_start(bus, NULL, rd->shm, conf, (const char *const[]){log_level, NULL});
+        emergency_daemon_pid = test_daemon_pid(rd->d);
+}
+
+/* Stops it, and puts every count back as the bench found it. */
+static void real_daemon_stop(RealDaemon *rd) {
+        test_daemon_stop(rd->d);
+        emergency_daemon_pid = 0;
+        test_daemon_free(rd->d);
+        restore_originals();
+        test_rm_rf(rd->shm);
+        test_rm_rf(rd->dir);
+        g_free(rd->shm);
+        g_free(rd->dir);
+}
+
 void bench_cold_grant(TestBus *bus, ColdGrant *out) {
-        g_autofree char *dir = test_tmpdir("hugepaged-bench-cold-XXXXXX"), *conf = NULL, *shm = NULL,
-                        *nr = NULL;
+        g_autofree char *nr = NULL;
         gint64 direct[COLD_PAIRS], daemon[COLD_PAIRS];
         guint64 base, got;
+        RealDaemon rd = {};
         sd_bus *c;
-        TestDaemon *d;
 
         *out = (ColdGrant){.pages = COLD_PAGES, .pairs = COLD_PAIRS};
         /* 4 GiB of pages, and as much again left for everyone else. */
@@ -120,14 +149,8 @@ void bench_cold_grant(TestBus *bus, ColdGrant *out) {
                 return;
         }
 
-        /* The state directory on tmpfs, as in production (/run/hugepaged). Released pages go back at once.
-         */
-        shm = g_strdup("/dev/shm/hugepaged-bench-cold-XXXXXX");
-        g_assert_nonnull(g_mkdtemp(shm));
-        conf = g_build_filename(dir, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(conf, "[Pool 2M]\nShrinkDelaySec=0\n", -1, NULL));
-        d = test_daemon_start(bus, NULL, shm, conf, (const char *const[]){"--log-level=warning", NULL});
-        emergency_daemon_pid = test_daemon_pid(d);
+        /* Released pages go back at once. */
+        real_daemon_start(&rd, bus, "[Pool 2M]\nShrinkDelaySec=0\n", "--log-level=warning");
         c = sd_bus_connect(bus);
         nr = node0_file(PAGE_2M, "nr_hugepages");
 
@@ -160,12 +183,7 @@ void bench_cold_grant(TestBus *bus, ColdGrant *out) {
         out->ran = TRUE;
 
         sd_bus_flush_close_unref(c);
-        test_daemon_stop(d);
-        emergency_daemon_pid = 0;
-        test_daemon_free(d);
-        restore_originals();
-        test_rm_rf(shm);
-        test_rm_rf(dir);
+        real_daemon_stop(&rd);
 }
 
 /* ---- (7) fragmentation ---- */
@@ -330,25 +348,19 @@ static gboolean frag_run(GDBusConnection *c, Fragmentation *out, size_t sz, int 
 }
 
 void bench_fragmentation(TestBus *bus, Fragmentation *out) {
-        g_autofree char *dir = test_tmpdir("hugepaged-bench-frag-XXXXXX"), *conf = NULL, *shm = NULL;
+        RealDaemon rd = {};
         GDBusConnection *c;
-        TestDaemon *d;
 
         *out = (Fragmentation){.want = {FRAG_WANT_2M, FRAG_WANT_1G}, .reps = 3};
         if (g_getenv("HUGEPAGED_BENCH_FRAG_REPS"))
                 out->reps = CLAMP(atoi(g_getenv("HUGEPAGED_BENCH_FRAG_REPS")), 1, FRAG_REPS_MAX);
-        shm = g_strdup("/dev/shm/hugepaged-bench-frag-XXXXXX");
-        g_assert_nonnull(g_mkdtemp(shm));
-        conf = g_build_filename(dir, "hugepaged.conf", NULL);
         /* As many writes as the loop makes (1 + its rounds), a budget as long as a hook's patience, and the
          * page cache dropped as the loop does; released pages go back, so each run starts from the same
          * pool. */
-        g_assert_true(g_file_set_contents(conf,
-                                          "[Allocation]\nMaxAttempts=6\nTimeoutSec=120\nDropCaches=yes\n"
-                                          "[Pool 2M]\nShrinkDelaySec=0\n[Pool 1G]\nShrinkDelaySec=0\n",
-                                          -1, NULL));
-        d = test_daemon_start(bus, NULL, shm, conf, (const char *const[]){"--log-level=info", NULL});
-        emergency_daemon_pid = test_daemon_pid(d);
+        real_daemon_start(&rd, bus,
+                          "[Allocation]\nMaxAttempts=6\nTimeoutSec=120\nDropCaches=yes\n"
+                          "[Pool 2M]\nShrinkDelaySec=0\n[Pool 1G]\nShrinkDelaySec=0\n",
+                          "--log-level=info");
         c = test_bus_connect(bus);
 
         for (int rep = 0; rep < out->reps; rep++)
@@ -360,12 +372,7 @@ void bench_fragmentation(TestBus *bus, Fragmentation *out) {
 
 finish:
         g_object_unref(c);
-        test_daemon_stop(d);
-        emergency_daemon_pid = 0;
-        test_daemon_free(d);
-        restore_originals();
-        test_rm_rf(shm);
-        test_rm_rf(dir);
+        real_daemon_stop(&rd);
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -8,7 +8,7 @@
 #include "bus-harness.h"
 
 #define COLD_PAGES UINT64_C(2048) /* 2 MiB pages: 4 GiB */
-#define COLD_PAIRS 21
+#define COLD_PAIRS 41
 
 /* Whether this process may change the real kernel's pools; if not, why. */
 gboolean bench_kernel_usable(char *why, size_t len);
