@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +14,30 @@
 
 #include "log.h"
 
+static char fuzz_dir[256];
+
+static inline int fuzz_remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        (void) remove(path);
+        return 0;
+}
+
+/* At exit (libFuzzer exits normally at the end of -max_total_time and -runs), so runs leave nothing on tmpfs.
+ * A crash keeps the directory, with the state the daemon code saw. */
+static inline void fuzz_scratch_cleanup(void) {
+        if (fuzz_dir[0])
+                (void) nftw(fuzz_dir, fuzz_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The daemon fsyncs its state file: on tmpfs that costs nothing, so the fuzzer keeps its speed. */
 static inline const char *fuzz_scratch_dir(void) {
-        static char dir[256];
-        if (dir[0])
-                return dir;
-        snprintf(dir, sizeof(dir), "%s/hugepaged-fuzz-XXXXXX",
+        if (fuzz_dir[0])
+                return fuzz_dir;
+        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/hugepaged-fuzz-XXXXXX",
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ?: "/tmp"));
-        if (!mkdtemp(dir))
+        if (!mkdtemp(fuzz_dir))
                 abort();
-        return dir;
+        atexit(fuzz_scratch_cleanup);
+        return fuzz_dir;
 }
 
 /* Logging stays off unless HUGEPAGED_FUZZ_LOG=1: libFuzzer's own output is what matters. */
