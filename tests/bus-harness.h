@@ -113,5 +113,10 @@ char *test_tmpdir(const char *tmpl);
 /* rm -rf that neither follows symlinks nor crosses mount points (a FUSE fake kernel may be mounted
  * inside). A missing path is fine. */
 void test_rm_rf(const char *path);
+/* g_test_failed() is TRUE for a skipped test too, and the harness keeps a failed test's directories for the
+ * post-mortem. Tests that may skip after their fixture is set up call test_skip() instead of g_test_skip();
+ * teardowns ask test_failed(), which is FALSE for a test skipped that way, so its files are removed. */
+void test_skip(const char *why);
+gboolean test_failed(void);
 
 G_END_DECLS

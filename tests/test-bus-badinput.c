@@ -48,7 +48,7 @@ static void teardown(Fixture *f, gconstpointer data) {
         g_clear_pointer(&f->d, test_daemon_free);
         g_clear_pointer(&f->bus, test_bus_stop);
         g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!g_test_failed())
+        if (!test_failed())
                 test_rm_rf(f->dir);
         g_free(f->dir);
         g_free(f->state_dir);

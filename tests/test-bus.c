@@ -109,7 +109,7 @@ static void teardown(Fixture *f, gconstpointer data) {
         }
         g_clear_pointer(&f->bus, test_bus_stop);
         g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!g_test_failed())
+        if (!test_failed())
                 test_rm_rf(f->dir);
         g_free(f->dir);
         g_free(f->state_dir);
@@ -1047,7 +1047,7 @@ static void test_access_denied(Fixture *f, gconstpointer data) {
         g_autofree char *p = NULL, *out = NULL, *before = NULL, *after = NULL;
 
         if (getuid() != 0) {
-                g_test_skip("needs root to act as another user");
+                test_skip("needs root to act as another user");
                 return;
         }
         p = reserve_ok(f->c, "roots", 0, 2 * PS2M, NULL);
@@ -1352,7 +1352,7 @@ static void test_lifetime_pid(Fixture *f, gconstpointer data) {
         GPid child;
 
         if (!test_pidfd_supported()) {
-                g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
+                test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
                 return;
         }
         child = spawn_sleep();
@@ -1468,7 +1468,7 @@ static void test_restart_releases_gone_owners(Fixture *f, gconstpointer data) {
         GPid child;
 
         if (!test_pidfd_supported()) {
-                g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
+                test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
                 return;
         }
         child = spawn_sleep();

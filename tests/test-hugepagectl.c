@@ -512,7 +512,7 @@ static void test_lifetime_pid(Fixture *f, gconstpointer data) {
         g_autofree char *pid = g_strdup_printf("--pid=%d", (int) getpid());
         g_autofree char *out = NULL;
         if (!test_pidfd_supported()) {
-                g_test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
+                test_skip("pidfd_open() is not available here (valgrind 3.19 does not emulate it)");
                 return;
         }
         out = CTL_OK(f, "reserve", "p1", "4M", pid, "--json");
@@ -716,7 +716,7 @@ static void test_completion(Fixture *f, gconstpointer data) {
         g_autofree char *bash = g_find_program_in_path("bash");
 
         if (!bash) {
-                g_test_skip("no bash");
+                test_skip("no bash");
                 return;
         }
         g_free(CTL_OK(f, "reserve", "vm1", "2M"));

@@ -135,7 +135,7 @@ static void setup(Fixture *f, gconstpointer data) {
 }
 
 static void teardown(Fixture *f, gconstpointer data) {
-        if (g_test_failed() && f->polkit_log) {
+        if (test_failed() && f->polkit_log) {
                 g_autofree char *log = NULL;
                 if (g_file_get_contents(f->polkit_log, &log, NULL, NULL))
                         g_printerr("\n===== polkitd mock log =====\n%s===== end of polkitd mock log =====\n", log);
@@ -153,7 +153,7 @@ static void teardown(Fixture *f, gconstpointer data) {
         }
         g_clear_pointer(&f->bus, test_bus_stop);
         g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!g_test_failed())
+        if (!test_failed())
                 test_rm_rf(f->dir);
         g_free(f->dir);
         g_free(f->polkit_log);
