@@ -1316,6 +1316,90 @@ static void test_signals(Fixture *f, gconstpointer data) {
         tick();
 }
 
+typedef struct {
+        guint done, failed;
+} Burst;
+
+static void on_burst_reply(GObject *src, GAsyncResult *res, gpointer user_data) {
+        Burst *b = user_data;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GVariant) r = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &e);
+
+        if (!r)
+                g_test_message("burst call failed: %s", e->message);
+        b->failed += !r;
+        b->done++;
+}
+
+/* The last PropertiesChanged on path in the log, printed; NULL if none. */
+static char *last_properties_changed(GPtrArray *log, const char *path) {
+        for (guint i = log->len; i > 0; i--) {
+                Signal *s = g_ptr_array_index(log, i - 1);
+
+                if (g_str_equal(s->path, path) && g_str_equal(s->member, "PropertiesChanged"))
+                        return properties_changed_str(s);
+        }
+        return NULL;
+}
+
+/* A burst of calls in flight together: the pool signals go out at most once per 10 ms (org.hugepaged1(5)), not
+ * once per call, and the last of them names the final values. */
+static void test_signals_burst(Fixture *f, gconstpointer data) {
+        enum { N = 40 };
+        g_autoptr(GPtrArray) log = g_ptr_array_new_with_free_func(signal_free);
+        g_autofree char *owner = name_owner(f->c), *want_pool = NULL, *want_rb = NULL;
+        Burst b = { 0 };
+        guint id[2], n_pool, n_rb, bound;
+        gint64 t0, elapsed_ms;
+
+        id[0] = g_dbus_connection_signal_subscribe(f->c, owner, PROPS_IFACE, "PropertiesChanged", NODE0_PATH, NULL,
+                                                   G_DBUS_SIGNAL_FLAGS_NONE, on_signal, log, NULL);
+        id[1] = g_dbus_connection_signal_subscribe(f->c, owner, PROPS_IFACE, "PropertiesChanged", MANAGER_PATH,
+                                                   MANAGER_IFACE, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, log, NULL);
+        ping(f->c);
+
+        t0 = g_get_monotonic_time();
+        for (guint i = 0; i < N; i++) {
+                g_autofree char *name = g_strdup_printf("burst%u", i);
+
+                g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
+                                       g_variant_new("(stt@a{sv})", name, PS2M, PS2M,
+                                                     test_opts("{'nodes': <[uint32 0]>}")),
+                                       G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
+                                       on_burst_reply, &b);
+        }
+        WAIT_FOR(b.done == N, WAIT_MS);
+        g_assert_cmpuint(b.failed, ==, 0);
+
+        want_pool = g_strdup_printf("{Free=%d Reserved=%d Total=%d} []", N, N, N);
+        want_rb = g_strdup_printf("{ReservedBytes=%" G_GUINT64_FORMAT "} []", (guint64) (N * PS2M));
+        for (gint64 deadline = g_get_monotonic_time() + (gint64) WAIT_MS * 1000;; tick()) {
+                g_autofree char *pool = last_properties_changed(log, NODE0_PATH);
+                g_autofree char *rb = last_properties_changed(log, MANAGER_PATH);
+
+                if (g_strcmp0(pool, want_pool) == 0 && g_strcmp0(rb, want_rb) == 0)
+                        break;
+                if (g_get_monotonic_time() > deadline) {
+                        g_test_message("last signals: %s / %s", pool ?: "none", rb ?: "none");
+                        g_assert_not_reached();
+                }
+        }
+        elapsed_ms = (g_get_monotonic_time() - t0) / 1000;
+        n_pool = count_signals(log, NODE0_PATH, "PropertiesChanged");
+        n_rb = count_signals(log, MANAGER_PATH, "PropertiesChanged");
+        /* One set at once, then at most one per 10 ms of the time it all took (the last tick() included). */
+        bound = (guint) (elapsed_ms / 10) + 2;
+        g_test_message("%d calls: %u pool and %u manager signals in %" G_GINT64_FORMAT " ms", N, n_pool, n_rb,
+                       elapsed_ms);
+        g_assert_cmpuint(n_pool, >=, 1);
+        g_assert_cmpuint(n_pool, <=, MIN(bound, (guint) N));
+        g_assert_cmpuint(n_rb, <=, MIN(bound, (guint) N));
+
+        for (guint i = 0; i < G_N_ELEMENTS(id); i++)
+                g_dbus_connection_signal_unsubscribe(f->c, id[i]);
+        tick();
+}
+
 /* ---- 8. lifetimes ---- */
 
 static void test_lifetime_caller(Fixture *f, gconstpointer data) {
@@ -1928,6 +2012,7 @@ int main(int argc, char *argv[]) {
         ADD("/bus/access-denied", NULL, test_access_denied);
         ADD("/bus/malformed", NULL, test_malformed);
         ADD("/bus/signals", NULL, test_signals);
+        ADD("/bus/signals-burst", NULL, test_signals_burst);
         ADD("/bus/lifetime/caller", NULL, test_lifetime_caller);
         ADD("/bus/lifetime/pid", NULL, test_lifetime_pid);
         ADD("/bus/restart/sigkill", &params_floor_node0, test_restart_sigkill);

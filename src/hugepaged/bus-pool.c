@@ -182,30 +182,50 @@ static void emit_pools_changed_now(Manager *m) {
         }
 }
 
-static int on_emit_pools_changed(sd_event_source *s, void *userdata) {
-        emit_pools_changed_now(userdata);
+/* At most one set of pool signals per this interval: a burst of calls (16 clients cycling Reserve and
+ * Release) would otherwise send three PropertiesChanged per call, twice the messages of the calls themselves. */
+#define EMIT_POOLS_INTERVAL_USEC UINT64_C(10000) /* 10 ms */
+
+static int on_emit_pools_changed(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        emit_pools_changed_now(m);
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &m->emitted_pools_usec) < 0)
+                m->emitted_pools_usec = usec;
         return 0;
 }
 
-/* Called after every change to the pools. The signals go out on a later turn of the loop, at the bus's own
- * priority: the reply to the call that made the change leaves first (the caller waits for it, not for them),
- * and a burst of calls costs one PropertiesChanged per pool that changed, not one per call. */
+/* Called after every change to the pools. The signals go out on a later turn of the loop: the reply to the call
+ * that made the change leaves first (the caller waits for it, not for them). A change after a quiet spell is
+ * signalled on the next turn; changes within EMIT_POOLS_INTERVAL_USEC of the last signals wait for the end of
+ * it, so a burst of calls costs one PropertiesChanged per pool that changed per interval, naming the final
+ * values, not one per call. */
 void bus_emit_pools_changed(Manager *m) {
-        int r;
+        int enabled = SD_EVENT_OFF, r;
+        uint64_t at;
 
         if (!m->bus)
                 return;
+        if (m->emit_pools_source && sd_event_source_get_enabled(m->emit_pools_source, &enabled) >= 0 &&
+            enabled != SD_EVENT_OFF)
+                return; /* already due */
+        at = m->emitted_pools_usec > 0 ? m->emitted_pools_usec + EMIT_POOLS_INTERVAL_USEC : 0; /* past: next turn */
         if (!m->emit_pools_source) {
-                r = sd_event_add_defer(m->event, &m->emit_pools_source, on_emit_pools_changed, m);
+                /* accuracy 1 µs: sd-event's default (0) would let the timer slip by up to 250 ms */
+                r = sd_event_add_time(m->event, &m->emit_pools_source, CLOCK_MONOTONIC, at, 1, on_emit_pools_changed,
+                                      m);
                 if (r < 0) {
                         emit_pools_changed_now(m);
                         return;
                 }
                 (void) sd_event_source_set_description(m->emit_pools_source, "emit-pools-changed");
+        } else {
+                r = sd_event_source_set_time(m->emit_pools_source, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->emit_pools_source, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        emit_pools_changed_now(m);
         }
-        r = sd_event_source_set_enabled(m->emit_pools_source, SD_EVENT_ONESHOT);
-        if (r < 0)
-                emit_pools_changed_now(m);
 }
 
 void bus_flush_pools_changed(Manager *m) {

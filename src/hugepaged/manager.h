@@ -151,6 +151,7 @@ struct Manager {
 
         uint64_t emitted_reserved_bytes;
         sd_event_source *emit_pools_source; /* bus-pool.c: PropertiesChanged for the pools, coalesced */
+        uint64_t emitted_pools_usec;        /* CLOCK_MONOTONIC of the last of them; 0: never */
         sd_event_source *refresh_timer;
 
         /* Requests that touch the kernel, oldest first. A job starts when no earlier job shares a pool with it
