@@ -86,10 +86,12 @@ static long rss_kib(pid_t pid) {
         return l ? strtol(l + 7, NULL, 10) : -1;
 }
 
-/* (3) churn: NC clients, each in a loop of either Reserve+Release of its own name or Ping+Ping, for
- * CHURN_SEC seconds; the number of completed pairs per second over all clients. */
+/* (3) churn: NC clients, each in a loop of either Reserve+Release of its own name or Ping+Ping; the number of
+ * completed pairs per second over all clients. CHURN_ROUNDS rounds of each kind, CHURN_ROUND_MS each, in the
+ * order ABBA ABBA... so that drift in this machine's speed falls on both sides alike. */
 #define NC 16
-#define CHURN_SEC 2
+#define CHURN_ROUNDS 4
+#define CHURN_ROUND_MS 500
 typedef struct {
         GDBusConnection *c;
         char name[16];
@@ -130,9 +132,9 @@ static void client_next(Client *cl) {
                                        client_reply, cl);
 }
 
-static double run_clients(Client *cls, gboolean churn) {
+/* One round: the pairs completed and the time it took, added to *pairs and *usec. */
+static void run_clients(Client *cls, gboolean churn, guint64 *pairs, gint64 *usec) {
         int running = NC;
-        guint64 total = 0;
         gint64 t0, t1;
 
         for (int i = 0; i < NC; i++) {
@@ -145,16 +147,30 @@ static double run_clients(Client *cls, gboolean churn) {
         t0 = g_get_monotonic_time();
         for (int i = 0; i < NC; i++)
                 client_next(&cls[i]);
-        while (g_get_monotonic_time() < t0 + CHURN_SEC * G_USEC_PER_SEC)
+        while (g_get_monotonic_time() < t0 + CHURN_ROUND_MS * 1000)
                 g_main_context_iteration(NULL, FALSE) || (g_usleep(100), 0);
         t1 = g_get_monotonic_time();
         for (int i = 0; i < NC; i++) {
                 cls[i].stop = TRUE;
-                total += cls[i].done;
+                *pairs += cls[i].done;
         }
+        *usec += t1 - t0;
         while (running > 0)
                 g_main_context_iteration(NULL, TRUE);
-        return (double) total * G_USEC_PER_SEC / (double) (t1 - t0);
+}
+
+/* Churn cycles/s and Ping pairs/s, interleaved. */
+static void run_churn(Client *cls, double *churn, double *pings) {
+        guint64 n[2] = { 0, 0 };
+        gint64 t[2] = { 0, 0 };
+
+        for (int r = 0; r < 2 * CHURN_ROUNDS; r++) {
+                gboolean is_churn = (r % 4 == 1 || r % 4 == 2); /* Ping, churn, churn, Ping, ... */
+
+                run_clients(cls, is_churn, &n[is_churn], &t[is_churn]);
+        }
+        *pings = (double) n[0] * G_USEC_PER_SEC / (double) t[0];
+        *churn = (double) n[1] * G_USEC_PER_SEC / (double) t[1];
 }
 
 /* (4) 10,000 reservations of one page each, created with async calls, at most WINDOW in flight. */
@@ -352,8 +368,7 @@ static void bench(void) {
         /* (3) churn vs Ping pairs, 16 clients each. */
         for (int i = 0; i < NC; i++)
                 cls[i].c = test_bus_connect(bus);
-        pings = run_clients(cls, FALSE);
-        churn = run_clients(cls, TRUE);
+        run_churn(cls, &churn, &pings);
         for (int i = 0; i < NC; i++)
                 g_object_unref(cls[i].c);
 
