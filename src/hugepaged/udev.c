@@ -3,6 +3,7 @@
  * duplicated or reordered event costs nothing, and the periodic refresh catches whatever a full socket drops. */
 #include <errno.h>
 #include <libudev.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -33,16 +34,30 @@ const char *udev_watch_pick_source(void) {
 
 static int on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         UdevWatch *w = userdata;
+        unsigned n = 0;
+        bool lost = false;
 
-        /* Drain the socket first: a burst (every block of a node going offline) is one re-read. */
+        /* Drain the socket first: a burst (every block of a node going offline) is one re-read. On the kernel
+         * source every uevent of the host wakes us (a tap device per guest, a FUSE mount, a USB stick): libudev
+         * drops those that fail the subsystem filter, and they must not cost a re-read of the topology. */
         for (;;) {
-                struct udev_device *d = udev_monitor_receive_device(w->monitor);
-                if (!d)
+                struct udev_device *d;
+
+                errno = 0;
+                d = udev_monitor_receive_device(w->monitor);
+                if (!d) {
+                        /* The socket overflowed: whatever was lost may have been ours. */
+                        lost = errno == ENOBUFS;
                         break;
+                }
+                n++;
                 log_debug("uevent %s %s", udev_device_get_action(d) ?: "?", udev_device_get_sysname(d) ?: "?");
                 udev_device_unref(d);
         }
-        (void) manager_update_topology(w->manager);
+        if (lost)
+                log_warning("the uevent socket overflowed, re-reading the NUMA topology");
+        if (n > 0 || lost)
+                (void) manager_update_topology(w->manager);
         return 0;
 }
 
