@@ -874,6 +874,35 @@ int test_daemon_exit_status(TestDaemon *d) {
         return d->reaped ? decode_status(d->status) : -1;
 }
 
+static gboolean fd_is_write_only(pid_t pid, const char *fd) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) pid, fd);
+        g_autofree char *text = NULL;
+        const char *flags;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL))
+                return FALSE;
+        flags = strstr(text, "flags:");
+        return flags && (g_ascii_strtoull(flags + strlen("flags:"), NULL, 8) & O_ACCMODE) == O_WRONLY;
+}
+
+gboolean test_daemon_wait_open_for_write(TestDaemon *d, const char *suffix, guint timeout_ms) {
+        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) d->pid);
+        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+
+        do {
+                g_autoptr(GDir) fds = g_dir_open(dir, 0, NULL);
+                const char *name;
+                while (fds && (name = g_dir_read_name(fds))) {
+                        g_autofree char *link = g_build_filename(dir, name, NULL);
+                        g_autofree char *target = g_file_read_link(link, NULL);
+                        if (target && g_str_has_suffix(target, suffix) && fd_is_write_only(d->pid, name))
+                                return TRUE;
+                }
+                g_usleep(5000);
+        } while (g_get_monotonic_time() < deadline);
+        return FALSE;
+}
+
 gboolean test_daemon_is_running(TestDaemon *d) {
         return !daemon_check_exit(d, 0);
 }

@@ -67,6 +67,11 @@ const char *test_daemon_log_path(TestDaemon *d);
 char *test_daemon_log(TestDaemon *d);
 /* Waits until the log contains needle (polling), FALSE on timeout. */
 gboolean test_daemon_wait_log(TestDaemon *d, const char *needle, guint timeout_ms);
+/* Waits until the daemon has a file whose path ends in suffix open for writing only (polling its /proc/PID/fd),
+ * FALSE on timeout. Reads don't count: the daemon also opens the same files briefly to read them. With the fake
+ * kernel's delay_ms, this says a slow write is under way without asking the fake kernel, which would queue
+ * behind that very write. */
+gboolean test_daemon_wait_open_for_write(TestDaemon *d, const char *suffix, guint timeout_ms);
 
 /* Sends a terminating signal and reaps the daemon (SIGKILL after 10 s); the status is then available from
  * test_daemon_exit_status(). Free with test_daemon_free() afterwards. */

@@ -185,8 +185,9 @@ static void test_node_vanishes_mid_request(Fixture *f, gconstpointer data) {
                                                   "(1, 8388608)]>}")),
                                G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL, on_done,
                                &result);
-        g_usleep(150 * 1000);
-        /* The model is single-threaded: this lands once node 0's slow write is done, before node 1's. */
+        /* Once node 0's slow write is under way: the model is single-threaded, so this lands after that write and
+         * before node 1's. */
+        g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         fake_kernel_control(f->fk, "remove_node 1");
         fake_kernel_control(f->fk, "delay_ms 0");
         deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
@@ -195,6 +196,8 @@ static void test_node_vanishes_mid_request(Fixture *f, gconstpointer data) {
         g_assert_nonnull(result);
         g_test_message("mid-request: %s", result->message);
         g_assert_false(result->domain == G_IO_ERROR && result->code == G_IO_ERROR_NONE);
+        /* Node 1 went between the plan and its write, not before the request was looked at. */
+        g_assert_nonnull(strstr(result->message, "pages on node 1"));
         g_clear_error(&result);
         g_assert_cmpuint(n_reservations(f), ==, 0);
         assert_node0_at(f, 0);

@@ -1596,37 +1596,6 @@ static void on_killed_call_done(GObject *source, GAsyncResult *result, gpointer 
 }
 
 /* From /proc/PID/fdinfo/FD: whether the descriptor was opened O_WRONLY. */
-static gboolean fd_is_write_only(Fixture *f, const char *fd) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) test_daemon_pid(f->d), fd);
-        g_autofree char *text = NULL;
-        const char *flags;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL))
-                return FALSE;
-        flags = strstr(text, "flags:");
-        return flags && (g_ascii_strtoull(flags + strlen("flags:"), NULL, 8) & O_ACCMODE) == O_WRONLY;
-}
-
-/* Whether the daemon has a file whose path ends in suffix open for writing, waiting up to timeout_ms for it.
- * Only writes count: the daemon also opens the same files briefly to read them. */
-static gboolean daemon_has_open(Fixture *f, const char *suffix, guint timeout_ms) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) test_daemon_pid(f->d));
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-
-        do {
-                g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-                const char *name;
-                while (d && (name = g_dir_read_name(d))) {
-                        g_autofree char *link = g_build_filename(dir, name, NULL);
-                        g_autofree char *target = g_file_read_link(link, NULL);
-                        if (target && g_str_has_suffix(target, suffix) && fd_is_write_only(f, name))
-                                return TRUE;
-                }
-                g_usleep(5000);
-        } while (g_get_monotonic_time() < deadline);
-        return FALSE;
-}
-
 /* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
  * half-done work, and takes none of it for someone else's Floor. */
 static void test_restart_mid_request(Fixture *f, gconstpointer data) {
@@ -1642,7 +1611,7 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
                                G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
                                on_killed_call_done, &done);
         /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
-        g_assert_true(daemon_has_open(f, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
+        g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         daemon_end(f, SIGKILL);
         fake_kernel_control(f->fk, "delay_ms 0");
         WAIT_FOR(done, WAIT_MS);
@@ -1665,7 +1634,7 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
                                g_variant_new("(s)", "slow"), G_VARIANT_TYPE("()"), G_DBUS_CALL_FLAGS_NONE,
                                TEST_CALL_TIMEOUT_MS, NULL, on_killed_call_done, &done);
         /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
-        g_assert_true(daemon_has_open(f, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
+        g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         daemon_end(f, SIGKILL);
         fake_kernel_control(f->fk, "delay_ms 0");
         WAIT_FOR(done, WAIT_MS);
@@ -1912,7 +1881,7 @@ static void test_no_blocking(Fixture *f, gconstpointer data) {
                                G_VARIANT_TYPE("(o)"), 0, 60000, NULL, on_reply, &slow);
         /* Wait until the daemon holds node 0's nr_hugepages open: the slow write is under way. (Asking the fake
          * kernel would queue behind that very write.) */
-        g_assert_true(daemon_has_open(f, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
+        g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         for (int i = 0; i < 5; i++)
                 ping(f->c);
         g_assert_cmpuint(prop_u64(f->c, MANAGER_PATH, MANAGER_IFACE, "ReservedBytes"), ==, 0);
