@@ -280,6 +280,22 @@ static guint64 stat_prop(GDBusConnection *c, const char *name) {
         return g_variant_get_uint64(v);
 }
 
+/* The daemon of figure (7): its log says how each allocation went, step by step. */
+static TestDaemon *frag_daemon;
+
+/* Passes on the daemon's log lines about the allocation since offset, so a short run can be explained. */
+static void log_allocation_lines(gsize offset) {
+        g_autofree char *log = test_daemon_log(frag_daemon);
+        g_auto(GStrv) lines = NULL;
+
+        if (!log || strlen(log) <= offset)
+                return;
+        lines = g_strsplit(log + offset, "\n", -1);
+        for (char **l = lines; *l; l++)
+                if (strstr(*l, " pages on node "))
+                        g_test_message("fragmentation: hugepaged said: %s", *l);
+}
+
 /* hugepaged's Reserve is all or nothing: when it comes up short it says how many pages the kernel gave, and
  * gives them back. */
 static void method_daemon(GDBusConnection *c, guint64 ps, guint64 want, FragRun *out) {
@@ -289,6 +305,7 @@ static void method_daemon(GDBusConnection *c, guint64 ps, guint64 want, FragRun 
         g_autoptr(GVariant) r = NULL;
         guint64 s0[3];
         gint64 t0;
+        g_autofree char *log0 = test_daemon_log(frag_daemon);
 
         for (size_t i = 0; i < 3; i++)
                 s0[i] = stat_prop(c, stats[i]);
@@ -311,6 +328,7 @@ static void method_daemon(GDBusConnection *c, guint64 ps, guint64 want, FragRun 
         }
         for (size_t i = 0; i < 3; i++)
                 out->stats[i] = stat_prop(c, stats[i]) - s0[i];
+        log_allocation_lines(log0 ? strlen(log0) : 0);
         if (r) {
                 g_autoptr(GVariant) rel = test_call(c, MANAGER_PATH, MANAGER_IFACE, "Release",
                                                     g_variant_new("(s)", "bench-frag"), NULL, &e);
@@ -361,6 +379,7 @@ void bench_fragmentation(TestBus *bus, Fragmentation *out) {
                           "[Allocation]\nMaxAttempts=6\nTimeoutSec=120\nDropCaches=yes\n"
                           "[Pool 2M]\nShrinkDelaySec=0\n[Pool 1G]\nShrinkDelaySec=0\n",
                           "--log-level=info");
+        frag_daemon = rd.d;
         c = test_bus_connect(bus);
 
         for (int rep = 0; rep < out->reps; rep++)
@@ -372,6 +391,7 @@ void bench_fragmentation(TestBus *bus, Fragmentation *out) {
 
 finish:
         g_object_unref(c);
+        frag_daemon = NULL;
         real_daemon_stop(&rd);
 }
 
