@@ -193,7 +193,7 @@ static void test_partial_then_compaction(Fixture *f, gconstpointer data) {
 
 /* DropCaches=yes: for a 1 GiB request the page cache is dropped once, with the first compaction, and the
  * statistics say which step won what. A 2 MiB request under 1 GiB in all never drops it, nor does a large one
- * that compaction alone serves. */
+ * that one round of compaction serves; a large one that round leaves short drops it with the second. */
 static void test_drop_caches(Fixture *f, gconstpointer data) {
         HpError e = {};
 
@@ -232,6 +232,20 @@ static void test_drop_caches(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(fake_kernel_get_global(f->fk, "drop_caches"), ==, 1);
         g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 0"), ==, 3);
         g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 100 + 1024 - 500);
+
+        /* Here one round of compaction wins 300 pages and leaves the request 248 short. However much a round
+         * wins, the next compaction goes with a drop of the cache: rounds of compaction alone would trickle in
+         * a few pages each until the attempts ran out. */
+        fake_kernel_control(f->fk, "capacity 0 %d 4000", MB2);
+        fake_kernel_control(f->fk, "blocked 0 %d 2000", MB2);
+        fake_kernel_control(f->fk, "compact_step 300");
+        g_assert_nonnull(reserve_on(f, "k", PS2M, 0, 1024 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 1524 + 1024);
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, MB2, "writes"), ==, 2 + 2 + 3);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "drop_caches"), ==, 2);
+        g_assert_cmpuint(fake_kernel_get_global(f->fk, "compactions 0"), ==, 5);
+        g_assert_cmpuint(f->m->stats.pages_after_compaction, ==, 100 + 1024 - 500 + 300);
+        g_assert_cmpuint(f->m->stats.pages_after_drop_caches, ==, 2 + 248);
 }
 
 static void test_short_without_compaction_rolls_back(Fixture *f, gconstpointer data) {
