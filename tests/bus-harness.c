@@ -874,6 +874,7 @@ int test_daemon_exit_status(TestDaemon *d) {
         return d->reaped ? decode_status(d->status) : -1;
 }
 
+/* From /proc/PID/fdinfo/FD: whether the descriptor was opened O_WRONLY. */
 static gboolean fd_is_write_only(pid_t pid, const char *fd) {
         g_autofree char *path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) pid, fd);
         g_autofree char *text = NULL;

@@ -2,7 +2,6 @@
 /* Bus tests: the real hugepaged binary on a private dbus-daemon that loads the project's policy, over the FUSE
  * model of the kernel. Every case checks exact values: pages in the model, properties, error names, signals. */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
@@ -1595,7 +1594,6 @@ static void on_killed_call_done(GObject *source, GAsyncResult *result, gpointer 
         *(gboolean *) user_data = TRUE;
 }
 
-/* From /proc/PID/fdinfo/FD: whether the descriptor was opened O_WRONLY. */
 /* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
  * half-done work, and takes none of it for someone else's Floor. */
 static void test_restart_mid_request(Fixture *f, gconstpointer data) {
