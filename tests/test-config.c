@@ -279,6 +279,23 @@ static void test_pool_limits(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(max, ==, UINT64_MAX);
 }
 
+/* Adopt=: floor unless said otherwise; a node's own section beats the size-wide one, whatever the order. */
+static void test_pool_adopt(Fixture *f, gconstpointer data) {
+        write_file(f->path,
+                   "[Pool 1G node1]\n"
+                   "Adopt=floor\n"
+                   "[Pool 1G]\n"
+                   "Adopt=Spare\n"
+                   "[Pool 2M node2]\n"
+                   "Adopt=spare\n");
+        g_assert_cmpint(config_load(&f->config, f->path, true), ==, 0);
+        g_assert_true(config_pool_adopt_spare(&f->config, G, 0));
+        g_assert_false(config_pool_adopt_spare(&f->config, G, 1));
+        g_assert_true(config_pool_adopt_spare(&f->config, 2 * M, 2));
+        g_assert_false(config_pool_adopt_spare(&f->config, 2 * M, 0));
+        g_assert_false(config_pool_adopt_spare(&f->config, 16 * G, 0));
+}
+
 /* The precedence doesn't depend on the order the sections come in. */
 static void test_pool_limits_order(Fixture *f, gconstpointer data) {
         uint64_t min, max;
@@ -310,6 +327,7 @@ typedef struct BadCase {
 } BadCase;
 
 static const BadCase bad_cases[] = {
+        { "adopt", "[Pool 1G]\nAdopt=mine\n", NULL, "*hugepaged.conf:2: Adopt=mine: expected floor or spare*" },
         { "max-pages", "[Pool 2M]\nMinPages=1\nMaxPages=lots\n", NULL, "*hugepaged.conf:3:*MaxPages=lots*" },
         { "min-above-max", "[Pool 2M]\nMinPages=8\nMaxPages=4\n", NULL,
           "*hugepaged.conf:3: MinPages=8 is above MaxPages=4*" },
@@ -444,6 +462,7 @@ int main(int argc, char *argv[]) {
         ADD("/config/dropin-dir-is-a-file", test_dropin_dir_is_a_file);
         ADD("/config/pool-limits", test_pool_limits);
         ADD("/config/pool-limits-order", test_pool_limits_order);
+        ADD("/config/pool-adopt", test_pool_adopt);
         ADD("/config/bad-dropin-stops", test_bad_dropin_stops);
         ADD("/config/limits", test_limits);
         for (size_t i = 0; i < ELEMENTSOF(bad_cases); i++) {

@@ -634,6 +634,153 @@ static void test_pid_gone_across_restart(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 1, MB2), ==, 0);
 }
 
+/* Adopt=spare: pages that were there (set aside at boot) are hugepaged's own. Reservations take them without a
+ * kernel write, a release gives them back to the pool, and both hold across restarts, with or without the state
+ * file. Pages grown beyond them go back to the kernel as usual. */
+static void test_adopt_spare(Fixture *f, gconstpointer data) {
+        g_autofree char *state = g_build_filename(f->state_dir, "state", NULL);
+        HpError e = {};
+        Pool *p;
+        guint64 writes;
+
+        write_config(f, "[Allocation]\nMaxAttempts=3\nTimeoutSec=10\n[Pool 1G]\nAdopt=spare\nShrinkDelaySec=0\n");
+        fake_kernel_control(f->fk, "set_nr 0 %d 2", GB1);
+        fake_kernel_control(f->fk, "set_nr 1 %d 1", GB1);
+        manager_start(f);
+        p = manager_find_pool(f->m, PS1G, 0);
+        g_assert_cmpuint(p->spare_adopted, ==, 2);
+        g_assert_cmpuint(pool_floor(p), ==, 0);
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 1)->spare_adopted, ==, 1);
+        /* The 2 MiB pools have no Adopt= and nothing in them. */
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 0)->spare_adopted, ==, 0);
+
+        writes = fake_kernel_get(f->fk, 0, GB1, "writes") + fake_kernel_get(f->fk, 1, GB1, "writes");
+        g_assert_nonnull(reserve_on(f, "g0", PS1G, 0, 2 * PS1G, &e));
+        g_assert_nonnull(reserve_on(f, "g1", PS1G, 1, PS1G, &e));
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, GB1, "writes") + fake_kernel_get(f->fk, 1, GB1, "writes"), ==,
+                         writes);
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        g_assert_cmpuint(nr(f, 1, GB1), ==, 1);
+
+        /* Beyond the adopted pages the pool grows, and shrinks back to them, not below. */
+        g_assert_nonnull(reserve_on(f, "g0b", PS1G, 0, PS1G, &e));
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 3);
+        release(f, "g0b");
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        release(f, "g0");
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 0)->spare_adopted, ==, 2);
+
+        /* A restart (the state file says which pages are whose) changes nothing, and they can be had again. */
+        manager_stop(f);
+        manager_start(f);
+        g_assert_nonnull(manager_find_reservation(f->m, "g1"));
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 0)->spare_adopted, ==, 2);
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 1)->spare_adopted, ==, 1);
+        writes = fake_kernel_get(f->fk, 0, GB1, "writes");
+        g_assert_nonnull(reserve_on(f, "g0", PS1G, 0, 2 * PS1G, &e));
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, GB1, "writes"), ==, writes);
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        release(f, "g0");
+        release(f, "g1");
+        g_assert_cmpuint(nr(f, 1, GB1), ==, 1);
+
+        /* Without the state file, what is there is adopted as spare again. */
+        manager_stop(f);
+        g_assert_cmpint(g_unlink(state), ==, 0);
+        manager_start(f);
+        g_assert_cmpuint(manager_find_pool(f->m, PS1G, 0)->spare_adopted, ==, 2);
+        g_assert_nonnull(reserve_on(f, "g0", PS1G, 0, 2 * PS1G, &e));
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+}
+
+/* Adopt= on a node's own section beats the size-wide one, and MinPages stays a Floor under Adopt=spare: only the
+ * pages above it are spare. */
+static void test_adopt_spare_node_and_min(Fixture *f, gconstpointer data) {
+        HpError e = {};
+
+        write_config(f, "[Pool 2M]\nAdopt=spare\n[Pool 2M node1]\nAdopt=floor\n[Pool 2M node0]\nMinPages=10\n");
+        fake_kernel_control(f->fk, "set_nr 0 %d 30", MB2);
+        fake_kernel_control(f->fk, "set_nr 1 %d 30", MB2);
+        manager_start(f);
+        g_assert_cmpuint(pool_floor(manager_find_pool(f->m, PS2M, 0)), ==, 10);
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 0)->spare_adopted, ==, 20);
+        g_assert_cmpuint(pool_floor(manager_find_pool(f->m, PS2M, 1)), ==, 30);
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 1)->spare_adopted, ==, 0);
+        g_assert_nonnull(reserve_on(f, "a", PS2M, 0, 20 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 30);
+        g_assert_nonnull(reserve_on(f, "b", PS2M, 0, PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 31);
+        g_assert_nonnull(reserve_on(f, "c", PS2M, 1, PS2M, &e));
+        g_assert_cmpuint(nr(f, 1, MB2), ==, 31);
+        release(f, "a");
+        release(f, "b");
+        release(f, "c");
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 30);
+        g_assert_cmpuint(nr(f, 1, MB2), ==, 30);
+}
+
+/* Adopt= changed between two runs: the pool keeps its size, and the pages change hands as documented. */
+static void test_adopt_changed(Fixture *f, gconstpointer data) {
+        HpError e = {};
+        Pool *p;
+
+        fake_kernel_control(f->fk, "set_nr 0 %d 50", MB2);
+        manager_start(f);
+        g_assert_cmpuint(pool_floor(manager_find_pool(f->m, PS2M, 0)), ==, 50);
+        g_assert_nonnull(reserve_on(f, "a", PS2M, 0, 10 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 60);
+        manager_stop(f);
+
+        /* Floor -> spare: the 50 Floor pages become spare; "a" now counts against them, so the 10 pages grown
+         * for it are spare beyond them and go back to the kernel (2 MiB pages have no delay). */
+        write_config(f, "[Pool 2M]\nAdopt=spare\n");
+        manager_start(f);
+        p = manager_find_pool(f->m, PS2M, 0);
+        g_assert_cmpuint(pool_floor(p), ==, 0);
+        g_assert_cmpuint(p->spare_adopted, ==, 50);
+        g_assert_cmpuint(p->reserved, ==, 10);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 50);
+        g_assert_nonnull(reserve_on(f, "b", PS2M, 0, 40 * PS2M, &e));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 50);
+        release(f, "b");
+        manager_stop(f);
+
+        /* Spare -> floor: what no reservation holds (40) is Floor again; "a" keeps its 10, which go back to the
+         * kernel when it is released. */
+        write_config(f, "[Pool 2M]\nAdopt=floor\n");
+        manager_start(f);
+        p = manager_find_pool(f->m, PS2M, 0);
+        g_assert_cmpuint(p->spare_adopted, ==, 0);
+        g_assert_cmpuint(pool_floor(p), ==, 40);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 50);
+        release(f, "a");
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 40);
+}
+
+/* Without Adopt=spare, a request the kernel can't grow for, on a pool whose adopted Floor would have covered it,
+ * fails with a message that names the Floor pages and the key, and nothing else changes. */
+static void test_adopt_floor_hint(Fixture *f, gconstpointer data) {
+        HpError e = {}, e2 = {};
+
+        fake_kernel_control(f->fk, "capacity 0 %d 2", GB1);
+        fake_kernel_control(f->fk, "set_nr 0 %d 2", GB1);
+        manager_start(f);
+        g_assert_null(reserve_on(f, "g0", PS1G, 0, PS1G, &e));
+        g_assert_cmpint(e.code, ==, HP_ERROR_INSUFFICIENT_PAGES);
+        g_assert_nonnull(strstr(e.message, "the kernel gave 0 of 1 pages"));
+        g_assert_nonnull(strstr(e.message, "2 free Floor pages, enough for the 1 missing"));
+        g_assert_nonnull(strstr(e.message, "Adopt=spare in [Pool 1 GiB]"));
+        g_assert_cmpuint(nr(f, 0, GB1), ==, 2);
+        g_assert_cmpuint(pool_floor(manager_find_pool(f->m, PS1G, 0)), ==, 2);
+
+        /* A pool with no adopted Floor gets no such hint. */
+        fake_kernel_control(f->fk, "capacity 1 %d 0", GB1);
+        g_assert_null(reserve_on(f, "g1", PS1G, 1, PS1G, &e2));
+        g_assert_cmpint(e2.code, ==, HP_ERROR_INSUFFICIENT_PAGES);
+        g_assert_null(strstr(e2.message, "Adopt="));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         if (!fake_kernel_available()) {
@@ -664,5 +811,9 @@ int main(int argc, char *argv[]) {
         ADD("change-while-down-adopted", test_change_while_down_is_adopted);
         ADD("pid-lifetime", test_pid_lifetime);
         ADD("pid-gone-across-restart", test_pid_gone_across_restart);
+        ADD("adopt-spare", test_adopt_spare);
+        ADD("adopt-spare-node-and-min", test_adopt_spare_node_and_min);
+        ADD("adopt-changed", test_adopt_changed);
+        ADD("adopt-floor-hint", test_adopt_floor_hint);
         return g_test_run();
 }

@@ -257,6 +257,7 @@ static void load(Fixture *f) {
 static void test_round_trip(Fixture *f, gconstpointer data) {
         add_pool(f, M2, 0, 3, 10, 12);
         add_pool(f, G1, 1, 0, 2, 2);
+        f->m->pools[1]->spare_adopted = 2;
         add_three(f);
 
         g_assert_cmpint(state_save(f->m), ==, 0);
@@ -275,6 +276,8 @@ static void test_round_trip(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(f->state.pools[1].page_size, ==, G1);
         g_assert_cmpuint(f->state.pools[1].node, ==, 1);
         g_assert_cmpuint(f->state.pools[1].floor_adopted, ==, 0);
+        g_assert_cmpuint(f->state.pools[1].spare_adopted, ==, 2);
+        g_assert_cmpuint(f->state.pools[0].spare_adopted, ==, 0);
         g_assert_cmpuint(f->state.pools[1].range_lo, ==, 2);
         g_assert_cmpuint(f->state.pools[1].range_hi, ==, 2);
 
@@ -522,6 +525,8 @@ static const DamageCase damage_cases[] = {
         { "bad-pool-header", HEADER "\n[Pool 2M 0]\nFloor=1\n" POOL RES("a"), a_only, 1, true },
         /* Pool entries are all or nothing: a Floor lost to damage must not read as 0. */
         { "bad-pool-key", HEADER "\n[Pool 2097152 1]\nFloor=1\nLow=2\nHigh=3\nDepth=9\n" POOL RES("a"),
+          a_only, 1, true },
+        { "bad-pool-spare", HEADER "\n[Pool 2097152 1]\nFloor=0\nSpare=-1\nLow=2\nHigh=3\n" POOL RES("a"),
           a_only, 1, true },
         { "bad-pool-floor", HEADER "\n[Pool 2097152 1]\nFloor=1x\nLow=2\nHigh=3\n" POOL RES("a"),
           a_only, 1, true },

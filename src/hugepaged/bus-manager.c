@@ -378,10 +378,10 @@ static int method_list_pools_impl(sd_bus_message *message, void *userdata, sd_bu
         if (r < 0)
                 return r;
         for (size_t s = 0; s < m->n_page_sizes; s++) {
-                uint64_t t[5];
-                manager_page_size_totals(m, m->page_sizes[s], t);
-                r = sd_bus_message_append(reply, "(tittttt)", m->page_sizes[s], (int32_t) -1, t[0], t[1], t[2], t[3],
-                                          t[4]);
+                PoolValues t;
+                manager_page_size_totals(m, m->page_sizes[s], &t);
+                r = sd_bus_message_append(reply, "(tittttt)", m->page_sizes[s], (int32_t) -1, t.total, t.free,
+                                          t.surplus, t.reserved, t.floor);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < m->n_pools; i++) {

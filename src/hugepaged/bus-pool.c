@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.hugepaged1.Pool objects: /org/hugepaged1/pool/<size>kB for all nodes, .../<size>kB/node<N> for one. */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,24 +79,33 @@ oom:
         return -ENOMEM;
 }
 
-enum { V_TOTAL, V_FREE, V_SURPLUS, V_RESERVED, V_FLOOR };
+/* The pool properties that change, in the order they are signalled. */
+static const struct {
+        const char *name;
+        size_t offset;
+} pool_fields[] = {
+        { "Total", offsetof(PoolValues, total) },
+        { "Free", offsetof(PoolValues, free) },
+        { "Surplus", offsetof(PoolValues, surplus) },
+        { "Reserved", offsetof(PoolValues, reserved) },
+        { "Floor", offsetof(PoolValues, floor) },
+        { "AdoptedSpare", offsetof(PoolValues, adopted_spare) },
+};
 
-static int pool_values(Manager *m, const char *path, uint64_t *ret_size, int64_t *ret_node, uint64_t v[5]) {
+static uint64_t pool_field(const PoolValues *v, size_t i) {
+        return *(const uint64_t *) ((const uint8_t *) v + pool_fields[i].offset);
+}
+
+static int pool_values(Manager *m, const char *path, uint64_t *ret_size, int64_t *ret_node, PoolValues *ret) {
         uint64_t size;
         int64_t node;
 
         if (pool_path_parse(m, path, &size, &node) <= 0)
                 return -ENOENT;
         if (node < 0)
-                manager_page_size_totals(m, size, v);
-        else {
-                Pool *p = manager_find_pool(m, size, (uint32_t) node);
-                v[V_TOTAL] = p->counts.nr;
-                v[V_FREE] = p->counts.free;
-                v[V_SURPLUS] = p->counts.surplus;
-                v[V_RESERVED] = p->reserved;
-                v[V_FLOOR] = pool_floor(p);
-        }
+                manager_page_size_totals(m, size, ret);
+        else
+                pool_get_values(manager_find_pool(m, size, (uint32_t) node), ret);
         *ret_size = size;
         *ret_node = node;
         return 0;
@@ -103,22 +113,22 @@ static int pool_values(Manager *m, const char *path, uint64_t *ret_size, int64_t
 
 static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        static const char *const names[] = { "Total", "Free", "Surplus", "Reserved", "Floor" };
         Manager *m = userdata;
-        uint64_t size, v[5];
+        PoolValues v;
+        uint64_t size;
         int64_t node;
         int r;
 
-        r = pool_values(m, path, &size, &node, v);
+        r = pool_values(m, path, &size, &node, &v);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no pool at %s", path);
         if (streq(property, "PageSize"))
                 return sd_bus_message_append(reply, "t", size);
         if (streq(property, "Node"))
                 return sd_bus_message_append(reply, "i", (int32_t) node);
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (streq(property, names[i]))
-                        return sd_bus_message_append(reply, "t", v[i]);
+        for (size_t i = 0; i < ELEMENTSOF(pool_fields); i++)
+                if (streq(property, pool_fields[i].name))
+                        return sd_bus_message_append(reply, "t", pool_field(&v, i));
         return -EINVAL;
 }
 
@@ -131,20 +141,20 @@ const sd_bus_vtable pool_vtable[] = {
         SD_BUS_PROPERTY("Surplus", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Reserved", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Floor", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AdoptedSpare", "t", property_get_pool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 
 /* Emits PropertiesChanged naming only the values that differ from what was last said. */
-static void emit_changed(Manager *m, const char *path, const uint64_t now[5], uint64_t last[5], bool *valid) {
-        static const char *const names[] = { "Total", "Free", "Surplus", "Reserved", "Floor" };
-        char *changed[6];
+static void emit_changed(Manager *m, const char *path, const PoolValues *now, PoolValues *last, bool *valid) {
+        char *changed[ELEMENTSOF(pool_fields) + 1];
         size_t n = 0;
 
-        for (size_t i = 0; i < 5; i++)
-                if (!*valid || now[i] != last[i])
-                        changed[n++] = (char *) names[i];
+        for (size_t i = 0; i < ELEMENTSOF(pool_fields); i++)
+                if (!*valid || pool_field(now, i) != pool_field(last, i))
+                        changed[n++] = (char *) pool_fields[i].name;
         changed[n] = NULL;
-        memcpy(last, now, 5 * sizeof(uint64_t));
+        *last = *now;
         /* The first look only sets the baseline: nobody has been told anything yet. */
         if (!*valid) {
                 *valid = true;
@@ -160,18 +170,14 @@ static void emit_changed(Manager *m, const char *path, const uint64_t now[5], ui
 static void emit_pools_changed_now(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++) {
                 Pool *p = m->pools[i];
-                uint64_t now[5] = { p->counts.nr, p->counts.free, p->counts.surplus, p->reserved, pool_floor(p) };
-                uint64_t last[5] = { p->emitted_counts.nr, p->emitted_counts.free, p->emitted_counts.surplus,
-                                     p->emitted_reserved, p->emitted_floor };
-                emit_changed(m, p->path, now, last, &p->emitted_valid);
-                p->emitted_counts = (NodeCounts) { last[0], last[1], last[2] };
-                p->emitted_reserved = last[3];
-                p->emitted_floor = last[4];
+                PoolValues now;
+                pool_get_values(p, &now);
+                emit_changed(m, p->path, &now, &p->emitted, &p->emitted_valid);
         }
         for (size_t i = 0; i < m->n_page_sizes; i++) {
-                uint64_t now[5];
-                manager_page_size_totals(m, m->page_sizes[i], now);
-                emit_changed(m, m->totals[i].path, now, m->totals[i].emitted, &m->totals[i].emitted_valid);
+                PoolValues now;
+                manager_page_size_totals(m, m->page_sizes[i], &now);
+                emit_changed(m, m->totals[i].path, &now, &m->totals[i].emitted, &m->totals[i].emitted_valid);
         }
 
         uint64_t rb = manager_reserved_bytes(m);

@@ -255,6 +255,14 @@ static int handler(void *user, const char *section, const char *name, const char
                                 return FAIL(ctx, "ShrinkDelaySec=%s: expected 0..%u seconds or infinity", value,
                                             SHRINK_DELAY_MAX_SEC);
                         p->has_shrink_delay = true;
+                } else if (strcasecmp(name, "Adopt") == 0) {
+                        if (strcasecmp(value, "floor") == 0)
+                                p->adopt_spare = false;
+                        else if (strcasecmp(value, "spare") == 0)
+                                p->adopt_spare = true;
+                        else
+                                return FAIL(ctx, "Adopt=%s: expected floor or spare", value);
+                        p->has_adopt = true;
                 } else
                         log_warning("unknown key %s in section [%s], ignoring", name, section);
                 if (p->has_min && p->has_max && p->min_pages > p->max_pages)
@@ -376,6 +384,15 @@ void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64
                 delay = own->shrink_delay_usec;
         *ret_keep_free = keep;
         *ret_shrink_delay_usec = delay;
+}
+
+bool config_pool_adopt_spare(const Config *c, uint64_t page_size, uint32_t node) {
+        const PoolConfig *any = NULL, *own = NULL;
+
+        config_pool_sections(c, page_size, node, &any, &own);
+        if (own && own->has_adopt)
+                return own->adopt_spare;
+        return any && any->has_adopt && any->adopt_spare;
 }
 
 void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,

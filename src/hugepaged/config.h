@@ -16,6 +16,8 @@ typedef struct PoolConfig {
         bool has_keep_free, has_shrink_delay;
         uint64_t keep_free_pages;
         uint64_t shrink_delay_usec; /* CONFIG_INFINITY: never shrink */
+        bool has_adopt;
+        bool adopt_spare;           /* Adopt=spare: pages found are hugepaged's spare pages, not a Floor */
 } PoolConfig;
 
 typedef struct Config {
@@ -71,6 +73,9 @@ uint64_t config_max_reserved_bytes(const Config *c, uint64_t mem_total);
  * ShrinkDelaySec=, then the built-in default for the page size. */
 void config_pool_warm(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_keep_free,
                       uint64_t *ret_shrink_delay_usec);
+
+/* Adopt= for (page_size, node): true for spare, false for floor (the default). */
+bool config_pool_adopt_spare(const Config *c, uint64_t page_size, uint32_t node);
 
 void config_pool_limits(const Config *c, uint64_t page_size, uint32_t node, uint64_t *ret_min,
                         uint64_t *ret_max);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "errors.h"
 
@@ -27,4 +28,18 @@ int hp_error_set(HpError *e, HpErrorCode code, const char *format, ...) {
                 va_end(ap);
         }
         return -errnos[code];
+}
+
+void hp_error_append(HpError *e, const char *format, ...) {
+        size_t n;
+        va_list ap;
+
+        if (!e || e->code == HP_OK)
+                return;
+        n = strlen(e->message);
+        if (n + 1 >= sizeof(e->message))
+                return;
+        va_start(ap, format);
+        (void) vsnprintf(e->message + n, sizeof(e->message) - n, format, ap);
+        va_end(ap);
 }

@@ -25,3 +25,5 @@ typedef struct HpError {
 
 /* Records the first error only and returns -EINVAL-ish errno for the code, for "return hp_error_set(...)". */
 int hp_error_set(HpError *e, HpErrorCode code, const char *format, ...) _printf_(3, 4);
+/* Adds to the message of an error that is set; what does not fit is cut. */
+void hp_error_append(HpError *e, const char *format, ...) _printf_(2, 3);

@@ -75,6 +75,7 @@ static int pool_new(Manager *m, uint64_t page_size, uint32_t node, Pool **ret) {
         }
         config_pool_limits(&m->config, page_size, node, &p->min_pages, &p->max_pages);
         config_pool_warm(&m->config, page_size, node, &p->keep_free, &p->shrink_delay_usec);
+        p->adopt_spare = config_pool_adopt_spare(&m->config, page_size, node);
         *ret = p;
         return 0;
 }
@@ -109,16 +110,39 @@ static int pool_read(Pool *p) {
         return 0;
 }
 
-/* Someone else changed the pool since we last looked: take their change as the new Floor, don't fight it. */
+/* Takes count pages, the pool's size as found, as the pool's own: with Adopt=floor what no reservation owns
+ * becomes Floor, with Adopt=spare everything above MinPages becomes hugepaged's spare pages. Either way
+ * pool_kept() is at least count afterwards, so adopting never shrinks the pool. */
+static void pool_adopt(Pool *p, uint64_t count) {
+        if (p->adopt_spare) {
+                p->floor_adopted = 0;
+                p->spare_adopted = count > p->min_pages ? count - p->min_pages : 0;
+        } else {
+                p->spare_adopted = 0;
+                p->floor_adopted = count > p->reserved ? count - p->reserved : 0;
+        }
+}
+
+static const char *pool_adopted_str(const Pool *p) {
+        return p->adopt_spare ? "adopted spare" : "Floor";
+}
+
+static uint64_t pool_adopted(const Pool *p) {
+        return p->adopt_spare ? p->spare_adopted : pool_floor(p);
+}
+
+/* Someone else changed the pool since we last looked: take their change as the new Floor (or, with
+ * Adopt=spare, as the new adopted spare count), don't fight it. */
 static void pool_adopt_outside_change(Pool *p, const char *when) {
         char ps[FORMAT_SIZE_MAX];
         uint64_t persistent = pool_persistent(p);
-        uint64_t old_floor = pool_floor(p);
+        uint64_t old = pool_adopted(p);
 
-        p->floor_adopted = persistent >= p->reserved ? persistent - p->reserved : 0;
+        pool_adopt(p, persistent);
         log_notice("%s pages on node %" PRIu32 " changed from outside hugepaged%s: %" PRIu64 " -> %" PRIu64
-                   " pages; Floor %" PRIu64 " -> %" PRIu64,
-                   page_size_str(ps, p->page_size), p->node, when, p->known, persistent, old_floor, pool_floor(p));
+                   " pages; %s %" PRIu64 " -> %" PRIu64,
+                   page_size_str(ps, p->page_size), p->node, when, p->known, persistent, pool_adopted_str(p), old,
+                   pool_adopted(p));
         if (persistent < p->reserved)
                 log_warning("%s pages on node %" PRIu32 ": the pool holds %" PRIu64 " pages but reservations own %" PRIu64
                             "; %" PRIu64 " reserved pages are not backed until the pool grows again",
@@ -295,17 +319,30 @@ static void manager_pools_changed(Manager *m) {
                 m->on_pools_changed(m);
 }
 
-void manager_page_size_totals(Manager *m, uint64_t page_size, uint64_t ret[5]) {
-        memset(ret, 0, 5 * sizeof(uint64_t));
+void pool_get_values(const Pool *p, PoolValues *ret) {
+        *ret = (PoolValues) {
+                .total = p->counts.nr,
+                .free = p->counts.free,
+                .surplus = p->counts.surplus,
+                .reserved = p->reserved,
+                .floor = pool_floor(p),
+                .adopted_spare = p->spare_adopted,
+        };
+}
+
+void manager_page_size_totals(Manager *m, uint64_t page_size, PoolValues *ret) {
+        *ret = (PoolValues) {};
         for (size_t i = 0; i < m->n_pools; i++) {
-                Pool *p = m->pools[i];
-                if (p->page_size != page_size)
+                PoolValues v;
+                if (m->pools[i]->page_size != page_size)
                         continue;
-                ret[0] += p->counts.nr;
-                ret[1] += p->counts.free;
-                ret[2] += p->counts.surplus;
-                ret[3] += p->reserved;
-                ret[4] += pool_floor(p);
+                pool_get_values(m->pools[i], &v);
+                ret->total += v.total;
+                ret->free += v.free;
+                ret->surplus += v.surplus;
+                ret->reserved += v.reserved;
+                ret->floor += v.floor;
+                ret->adopted_spare += v.adopted_spare;
         }
 }
 
@@ -586,6 +623,11 @@ struct Job {
         size_t n_pw;
         bool exact;
         uint64_t need;
+        /* reserve, when the kernel came up short: the pages missing, and with node_bytes the node they were
+         * missing on (else every node of the plan) */
+        uint64_t short_pages;
+        bool short_on_node;
+        uint32_t short_node;
         int result;
         HpError error;
         AllocStats stats;
@@ -907,6 +949,9 @@ static void work_reserve(Job *j) {
                 }
                 w->got = got;
                 if (j->exact && got < want) {
+                        j->short_pages = want - got;
+                        j->short_on_node = true;
+                        j->short_node = w->node;
                         work_rollback(j, i + 1);
                         j->result = hp_error_set(&j->error, HP_ERROR_INSUFFICIENT_PAGES,
                                                  "cannot reserve %" PRIu64 " %s pages on node %" PRIu32
@@ -918,6 +963,7 @@ static void work_reserve(Job *j) {
                         need -= got;
         }
         if (!j->exact && need > 0) {
+                j->short_pages = need;
                 work_rollback(j, j->n_pw);
                 format_nodes(nodes_str, sizeof(nodes_str), j->plan.nodes, j->plan.n_nodes);
                 j->result = hp_error_set(&j->error, HP_ERROR_INSUFFICIENT_PAGES,
@@ -1326,6 +1372,35 @@ static int reserve_prepare(Job *j) {
         return 1;
 }
 
+/* The kernel came up short while the pools hold enough Floor pages hugepaged adopted (pages that were there before
+ * it, such as pages set aside at boot) to cover the shortfall: say that Adopt=spare would grant them, rather than
+ * let the user hunt for pages that are already there. Only free ones count, and only those above MinPages, which
+ * Adopt= leaves alone. */
+static void reserve_hint_adopted_floor(Job *j) {
+        Manager *m = j->manager;
+        char ps[FORMAT_SIZE_MAX];
+        uint64_t could = 0;
+
+        if (j->error.code != HP_ERROR_INSUFFICIENT_PAGES || j->short_pages == 0)
+                return;
+        for (size_t i = 0; i < j->n_pw; i++) {
+                Pool *p = manager_find_pool(m, j->page_size, j->pw[i].node);
+                uint64_t adopted;
+                if (!p || p->adopt_spare || (j->short_on_node && p->node != j->short_node))
+                        continue;
+                adopted = p->floor_adopted > p->min_pages ? p->floor_adopted - p->min_pages : 0;
+                could += MIN(adopted, p->counts.free);
+        }
+        if (could < j->short_pages)
+                return; /* they would not have helped: the usual advice stands */
+        page_size_str(ps, j->page_size);
+        hp_error_append(&j->error,
+                        "; the pool holds %" PRIu64 " free Floor pages, enough for the %" PRIu64 " missing: pages that "
+                        "were there before hugepaged (set aside at boot, say), which reservations never take; set "
+                        "Adopt=spare in [Pool %s] of hugepaged.conf to grant them",
+                        could, j->short_pages, ps);
+}
+
 /* Puts the job's pools back, on the loop: only for the rare failures after the kernel part succeeded. */
 static void reserve_rollback_sync(Job *j) {
         j->params = alloc_params(j->manager, true);
@@ -1427,6 +1502,7 @@ oom:
         j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "out of memory");
 settle:
         reservation_free(r);
+        reserve_hint_adopted_floor(j);
         if (j->n_pw > 0) {
                 pools_settle_ranges(m);
                 (void) state_save(m);
@@ -1499,9 +1575,10 @@ int manager_reserve(Manager *m, const ReserveRequest *req, Reservation **ret, bo
 
 static int on_shrink_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-/* What a pool may shrink to now: never below Floor + Reserved + KeepFreePages. */
+/* What a pool may shrink to now: never below Floor + Reserved + KeepFreePages, nor below the adopted spare pages
+ * (Adopt=spare), which reservations take first. */
 static uint64_t pool_shrink_target(const Pool *p) {
-        return pool_floor(p) + p->reserved + p->keep_free;
+        return pool_floor(p) + MAX(p->reserved + p->keep_free, p->spare_adopted);
 }
 
 /* Spare pages stay for ShrinkDelaySec=: arm (or push back) the pool's timer. */
@@ -1793,6 +1870,42 @@ static bool reservation_still_alive(Manager *m, Reservation *r) {
         return true;
 }
 
+static void pool_log_adopted(const Pool *p, const char *what) {
+        char ps[FORMAT_SIZE_MAX];
+
+        if (pool_persistent(p) == 0)
+                return;
+        page_size_str(ps, p->page_size);
+        if (p->adopt_spare)
+                log_info("%s pages on node %" PRIu32 ":%s adopting the %" PRIu64 " pages already there as hugepaged's "
+                         "spare pages (Adopt=spare): reservations take them first", ps, p->node, what,
+                         p->spare_adopted);
+        else
+                log_info("%s pages on node %" PRIu32 ":%s adopting the %" PRIu64 " pages already there as Floor, "
+                         "which reservations never take (Adopt=spare in [Pool %s] would grant them)", ps, p->node,
+                         what, p->floor_adopted, ps);
+}
+
+/* Adopt= changed since the state file was written. The pool keeps its size: with Adopt=spare the Floor it had
+ * adopted (above MinPages) becomes spare; with Adopt=floor the adopted spare pages that no reservation holds
+ * become Floor, and those reservations hold go back to the kernel when they are released. */
+static void pool_convert_adopted(Pool *p) {
+        char ps[FORMAT_SIZE_MAX];
+        uint64_t before = pool_kept(p);
+
+        if (p->adopt_spare && p->floor_adopted > 0) {
+                p->spare_adopted = MAX(p->spare_adopted, pool_floor(p) - p->min_pages);
+                p->floor_adopted = 0;
+        } else if (!p->adopt_spare && p->spare_adopted > 0) {
+                p->floor_adopted = before - p->reserved;
+                p->spare_adopted = 0;
+        } else
+                return;
+        log_notice("%s pages on node %" PRIu32 ": Adopt=%s now; adopted spare %" PRIu64 ", Floor %" PRIu64
+                   ", Reserved %" PRIu64, page_size_str(ps, p->page_size), p->node,
+                   p->adopt_spare ? "spare" : "floor", p->spare_adopted, pool_floor(p), p->reserved);
+}
+
 int manager_startup(Manager *m) {
         _cleanup_(state_done) State state = {};
         char ps[FORMAT_SIZE_MAX];
@@ -1848,22 +1961,22 @@ int manager_startup(Manager *m) {
 
                 if (sp && persistent >= sp->range_lo && persistent <= sp->range_hi) {
                         p->floor_adopted = sp->floor_adopted;
+                        p->spare_adopted = sp->spare_adopted;
                         p->known = persistent;
+                        pool_convert_adopted(p);
                 } else {
                         /* First start, or someone changed the pool while we were away: what is there and no
-                         * reservation owns belongs to someone else. */
+                         * reservation owns belongs to someone else, unless Adopt=spare makes it ours. */
                         p->known = sp ? sp->range_lo : persistent;
                         if (sp)
                                 pool_adopt_outside_change(p, " while hugepaged was not running");
                         else {
-                                p->floor_adopted = persistent >= p->reserved ? persistent - p->reserved : 0;
-                                if (persistent > 0)
-                                        log_info("%s pages on node %" PRIu32 ": adopting the %" PRIu64
-                                                 " pages already there as Floor", ps, p->node, p->floor_adopted);
+                                pool_adopt(p, persistent);
+                                pool_log_adopted(p, "");
                         }
                 }
 
-                target = pool_floor(p) + p->reserved;
+                target = pool_kept(p);
                 /* Pages above Floor + Reserved that the state file vouches for are our spare pages: they stay
                  * for the pool's delay, as after a release, rather than being thrown back or adopted. */
                 if (persistent > target && sp && persistent >= sp->range_lo && persistent <= sp->range_hi &&
@@ -1875,8 +1988,9 @@ int manager_startup(Manager *m) {
                 } else if (persistent > target)
                         target = MAX(target + p->keep_free, target);
                 if (persistent > target || (persistent < target && p->min_pages > persistent)) {
-                        log_info("%s pages on node %" PRIu32 ": setting the pool to Floor %" PRIu64 " + Reserved %" PRIu64,
-                                 ps, p->node, pool_floor(p), p->reserved);
+                        log_info("%s pages on node %" PRIu32 ": setting the pool to Floor %" PRIu64 " + Reserved %" PRIu64
+                                 " (adopted spare %" PRIu64 ")", ps, p->node, pool_floor(p), p->reserved,
+                                 p->spare_adopted);
                         r = pool_apply(p, target);
                         if (r < 0)
                                 return r;
@@ -1973,15 +2087,13 @@ static int manager_add_node_pools(Manager *m, uint32_t node) {
                                 if (res->node_pages[k].node == node)
                                         p->reserved += res->node_pages[k].pages;
                 }
-                p->floor_adopted = persistent >= p->reserved ? persistent - p->reserved : 0;
+                pool_adopt(p, persistent);
                 p->known = persistent;
-                if (persistent > 0)
-                        log_info("%s pages on node %" PRIu32 ": adopting the %" PRIu64 " pages already there as Floor",
-                                 ps, node, p->floor_adopted);
+                pool_log_adopted(p, " new node,");
                 if (persistent < p->reserved)
                         log_warning("%s pages on node %" PRIu32 ": the pool holds %" PRIu64 " pages but reservations own %"
                                     PRIu64, ps, node, persistent, p->reserved);
-                target = pool_floor(p) + p->reserved;
+                target = pool_kept(p);
                 if (persistent < target && p->min_pages > persistent) {
                         log_info("%s pages on node %" PRIu32 ": setting the new pool to Floor %" PRIu64 " + Reserved %"
                                  PRIu64, ps, node, pool_floor(p), p->reserved);

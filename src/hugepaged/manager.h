@@ -48,6 +48,13 @@ typedef struct NodePages {
         uint64_t pages;
 } NodePages;
 
+/* What a pool shows (its D-Bus properties), or the sums over a page size's pools. */
+typedef struct PoolValues {
+        uint64_t total, free, surplus; /* the kernel's counts, as last read */
+        uint64_t reserved, floor;
+        uint64_t adopted_spare;        /* Adopt=spare: the pages the pool is never shrunk below, beyond Floor */
+} PoolValues;
+
 /* One (page size, node) pool. The all-node totals are derived, not stored. */
 struct Pool {
         Manager *manager;
@@ -57,7 +64,11 @@ struct Pool {
 
         NodeCounts counts;      /* as last read from the kernel */
         uint64_t known;         /* persistent pages we last set or saw; a different reading is someone else */
-        uint64_t floor_adopted; /* pages that were there and no reservation owns */
+        uint64_t floor_adopted; /* Adopt=floor: pages that were there and no reservation owns */
+        /* Adopt=spare: the pool's size when it was adopted, less MinPages. They are hugepaged's own: reservations
+         * are granted from them first, and the pool is never shrunk below Floor + spare_adopted. */
+        uint64_t spare_adopted;
+        bool adopt_spare;
         uint64_t min_pages, max_pages;
         uint64_t reserved;      /* sum of the reservations' pages here */
 
@@ -77,12 +88,16 @@ struct Pool {
 
         /* What the last PropertiesChanged said, so only real changes are signalled. */
         bool emitted_valid;
-        NodeCounts emitted_counts;
-        uint64_t emitted_reserved, emitted_floor;
+        PoolValues emitted;
 };
 
 static inline uint64_t pool_floor(const Pool *p) {
         return p->floor_adopted > p->min_pages ? p->floor_adopted : p->min_pages;
+}
+/* The pages the pool is kept at, at least: the Floor, and the reservations or the adopted spare pages, whichever is
+ * more, since reservations take the adopted spare pages first. */
+static inline uint64_t pool_kept(const Pool *p) {
+        return pool_floor(p) + (p->reserved > p->spare_adopted ? p->reserved : p->spare_adopted);
 }
 static inline uint64_t pool_persistent(const Pool *p) {
         return node_counts_persistent(&p->counts);
@@ -123,7 +138,7 @@ typedef struct PageSizeTotals {
         uint64_t page_size;
         char *path;
         bool emitted_valid;
-        uint64_t emitted[5]; /* total, free, surplus, reserved, floor */
+        PoolValues emitted;
 } PageSizeTotals;
 
 struct Manager {
@@ -236,8 +251,9 @@ Reservation *manager_find_reservation(Manager *m, const char *name);
 bool manager_has_page_size(Manager *m, uint64_t page_size);
 bool manager_has_node(Manager *m, uint32_t node);
 uint64_t manager_reserved_bytes(Manager *m);
-/* The all-node sums for one page size: total, free, surplus, reserved, floor. */
-void manager_page_size_totals(Manager *m, uint64_t page_size, uint64_t ret[5]);
+void pool_get_values(const Pool *p, PoolValues *ret);
+/* The all-node sums for one page size. */
+void manager_page_size_totals(Manager *m, uint64_t page_size, PoolValues *ret);
 
 /* On success *ret is the new reservation, or the existing one for an identical retry (*ret_existed). */
 /* Synchronous: kernel writes run on the caller's thread. For start-up, tests and tools; the bus uses the async

@@ -269,7 +269,9 @@ static int load_handler(void *user, const char *inih_section, const char *name, 
                 if (streq(name, "Floor")) {
                         r = parse_u64(value, &p->floor_adopted);
                         ctx->cur_pool_keys |= POOL_KEY_FLOOR;
-                } else if (streq(name, "Low")) {
+                } else if (streq(name, "Spare"))
+                        r = parse_u64(value, &p->spare_adopted);
+                else if (streq(name, "Low")) {
                         r = parse_u64(value, &p->range_lo);
                         ctx->cur_pool_keys |= POOL_KEY_LOW;
                 } else if (streq(name, "High")) {
@@ -446,6 +448,9 @@ int state_save(Manager *m) {
                 const Pool *p = m->pools[i];
                 fprintf(f, "\n[Pool %" PRIu64 " %" PRIu32 "]\nFloor=%" PRIu64 "\nLow=%" PRIu64 "\nHigh=%" PRIu64 "\n",
                         p->page_size, p->node, p->floor_adopted, p->range_lo, p->range_hi);
+                /* Only when there is any, so a file without Adopt=spare stays readable by older versions. */
+                if (p->spare_adopted > 0)
+                        fprintf(f, "Spare=%" PRIu64 "\n", p->spare_adopted);
         }
         for (size_t i = 0; i < m->n_reservations; i++)
                 write_reservation(f, m->reservations[i]);

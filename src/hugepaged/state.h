@@ -11,6 +11,7 @@ typedef struct StatePool {
         uint64_t page_size;
         uint32_t node;
         uint64_t floor_adopted;
+        uint64_t spare_adopted; /* optional in the file (Spare=), 0 when absent */
         uint64_t range_lo, range_hi;
 } StatePool;
 
