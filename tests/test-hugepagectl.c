@@ -97,7 +97,8 @@ static guint64 fk_nr(Fixture *f, int node, guint64 kb) {
         return fake_kernel_get(f->fk, node, kb, "nr");
 }
 
-static void setup_with(Fixture *f, const char *config_text) {
+/* boot_1g: 1 GiB pages already in the pools when the daemon starts, as a kernel command line sets them aside. */
+static void setup_with_pages(Fixture *f, const char *config_text, unsigned boot_1g) {
         const char *const args[] = { "--nodes=0,1", NULL };
         g_autofree char *config = NULL;
 
@@ -112,9 +113,15 @@ static void setup_with(Fixture *f, const char *config_text) {
         config = g_build_filename(f->tmp, "hugepaged.conf", NULL);
         g_assert_true(g_file_set_contents(config, config_text, -1, NULL));
         f->fk = fake_kernel_start(args);
+        for (int node = 0; node < 2 && boot_1g > 0; node++)
+                fake_kernel_control(f->fk, "set_nr %d %d %u", node, GB1, boot_1g);
         f->bus = test_bus_start();
         f->conn = test_bus_connect(f->bus);
         f->daemon = test_daemon_start(f->bus, fake_kernel_root(f->fk), NULL, config, NULL);
+}
+
+static void setup_with(Fixture *f, const char *config_text) {
+        setup_with_pages(f, config_text, 0);
 }
 
 static void setup(Fixture *f, gconstpointer data) {
@@ -123,6 +130,13 @@ static void setup(Fixture *f, gconstpointer data) {
 
 static void setup_limit(Fixture *f, gconstpointer data) {
         setup_with(f, "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n[Pool 2M]\nMaxPages=100\n");
+}
+
+/* Two 1 GiB pages on each node at start; the kernel can give no more. */
+static void setup_boot_pages(Fixture *f, gconstpointer data) {
+        setup_with_pages(f, data, 2);
+        fake_kernel_control(f->fk, "capacity 0 %d 2", GB1);
+        fake_kernel_control(f->fk, "capacity 1 %d 2", GB1);
 }
 
 static void teardown(Fixture *f, gconstpointer data) {
@@ -343,9 +357,9 @@ static void test_verbs(Fixture *f, gconstpointer data) {
 
         /* pools */
         g_autofree char *pools = CTL_OK(f, "pools");
-        g_assert_true(g_str_has_prefix(pools, "PAGE SIZE   NODE    TOTAL     FREE  SURPLUS RESERVED    FLOOR\n"));
-        g_assert_nonnull(strstr(pools, "\n2 MiB          1      512      512        0      512        0\n"));
-        g_assert_nonnull(strstr(pools, "\n1 GiB        all        1        1        0        1        0\n"));
+        g_assert_true(g_str_has_prefix(pools, "PAGE SIZE   NODE    TOTAL     FREE  SURPLUS RESERVED    FLOOR  ADOPTED\n"));
+        g_assert_nonnull(strstr(pools, "\n2 MiB          1      512      512        0      512        0        0\n"));
+        g_assert_nonnull(strstr(pools, "\n1 GiB        all        1        1        0        1        0        0\n"));
         g_autofree char *pools_json = CTL_OK(f, "pools", "--json");
         g_autoptr(JsonNode) proot = parse_json(pools_json);
         JsonArray *pa = json_node_get_array(proot);
@@ -362,6 +376,7 @@ static void test_verbs(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(json_object_get_int_member(o, "surplus"), ==, 0);
                 g_assert_cmpint(json_object_get_int_member(o, "reserved"), ==, expect);
                 g_assert_cmpint(json_object_get_int_member(o, "floor"), ==, 0);
+                g_assert_cmpint(json_object_get_int_member(o, "adopted_spare"), ==, 0);
                 seen++;
         }
         g_assert_cmpuint(seen, ==, 6); /* two sizes, each: all nodes, node 0, node 1 */
@@ -374,7 +389,7 @@ static void test_verbs(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(status, "\n2 MiB pages, hugetlbfs mount: /dev/hugepages\n"));
         g_assert_nonnull(strstr(status, "\n1 GiB pages, hugetlbfs mount: none\n"
                                         "  Warning: no hugetlbfs mount serves 1 GiB pages"));
-        g_assert_nonnull(strstr(status, "\n2 MiB          1      512      512        0      512        0\n"));
+        g_assert_nonnull(strstr(status, "\n2 MiB          1      512      512        0      512        0        0\n"));
         g_assert_nonnull(strstr(status, "  vm1: 1 GiB of 2 MiB pages (512), explicit, uid"));
         g_assert_nonnull(strstr(status, "  vm-2: 1 GiB of 1 GiB pages (1), explicit, uid"));
         /* No verb means status. */
@@ -476,6 +491,48 @@ static void test_insufficient(Fixture *f, gconstpointer data) {
         lines2 = g_strsplit(err2, "\n", -1);
         g_assert_cmpuint(g_strv_length(lines2), ==, 2);
         g_assert_true(g_str_has_prefix(lines2[0], "hugepagectl: cannot reserve small: "));
+}
+
+/* Pages set aside at boot, default Adopt=floor: they are Floor, a reserve the kernel can't grow for fails, and the
+ * message and the hint name Adopt=spare instead of sending the user to set pages aside at boot. */
+static void test_boot_pages_floor(Fixture *f, gconstpointer data) {
+        g_autofree char *out = NULL, *err = NULL, *pools = NULL;
+        g_auto(GStrv) lines = NULL;
+
+        pools = CTL_OK(f, "pools");
+        g_assert_nonnull(strstr(pools, "\n1 GiB          1        2        2        0        0        2        0\n"));
+        g_assert_cmpint(CTL(f, &out, &err, "reserve", "g1", "1G", "--page-size=1G", "--node=1"), ==, 4);
+        lines = g_strsplit(err, "\n", -1);
+        g_assert_cmpuint(g_strv_length(lines), ==, 3);
+        g_assert_nonnull(strstr(lines[0], "the kernel gave 0 of 1 pages"));
+        g_assert_nonnull(strstr(lines[0], "2 free Floor pages"));
+        g_assert_nonnull(strstr(lines[0], "Adopt=spare in [Pool 1 GiB]"));
+        g_assert_true(g_str_has_prefix(lines[1], "hugepagectl: hint: "));
+        g_assert_nonnull(strstr(lines[1], "Adopt="));
+        g_assert_null(strstr(err, "hugepagesz="));
+        g_assert_cmpuint(fk_nr(f, 1, GB1), ==, 2);
+}
+
+/* The same host with Adopt=spare: every boot-time page can be reserved on its node, no kernel write, and status
+ * shows them as adopted. */
+static void test_boot_pages_spare(Fixture *f, gconstpointer data) {
+        g_autofree char *pools = NULL, *pools2 = NULL, *status = NULL;
+
+        pools = CTL_OK(f, "pools");
+        g_assert_nonnull(strstr(pools, "\n1 GiB          0        2        2        0        0        0        2\n"));
+        g_assert_nonnull(strstr(pools, "\n1 GiB        all        4        4        0        0        0        4\n"));
+        g_free(CTL_OK(f, "reserve", "g0", "2G", "--page-size=1G", "--node=0"));
+        g_free(CTL_OK(f, "reserve", "g1", "2G", "--page-size=1G", "--node=1"));
+        g_assert_cmpuint(fk_nr(f, 0, GB1), ==, 2);
+        g_assert_cmpuint(fk_nr(f, 1, GB1), ==, 2);
+        g_assert_cmpuint(fake_kernel_get(f->fk, 0, GB1, "writes") + fake_kernel_get(f->fk, 1, GB1, "writes"), ==, 0);
+        pools2 = CTL_OK(f, "pools");
+        g_assert_nonnull(strstr(pools2, "\n1 GiB          1        2        2        0        2        0        2\n"));
+        status = CTL_OK(f, "status");
+        g_assert_nonnull(strstr(status, "ADOPTED"));
+        g_free(CTL_OK(f, "release", "g1"));
+        g_assert_cmpuint(fk_nr(f, 1, GB1), ==, 2);
+        g_free(CTL_OK(f, "reserve", "g1", "2G", "--page-size=1G", "--node=1"));
 }
 
 static void test_limit(Fixture *f, gconstpointer data) {
@@ -758,5 +815,10 @@ int main(int argc, char *argv[]) {
         ADD("monitor-json", test_monitor_json);
         ADD("completion", test_completion);
         g_test_add("/hugepagectl/limit", Fixture, NULL, setup_limit, test_limit, teardown);
+        g_test_add("/hugepagectl/boot-pages-floor", Fixture, "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n",
+                   setup_boot_pages, test_boot_pages_floor, teardown);
+        g_test_add("/hugepagectl/boot-pages-spare", Fixture,
+                   "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n[Pool 1G]\nAdopt=spare\n", setup_boot_pages,
+                   test_boot_pages_spare, teardown);
         return g_test_run();
 }

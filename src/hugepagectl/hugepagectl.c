@@ -321,6 +321,7 @@ typedef struct PoolRow {
         uint64_t page_size;
         int32_t node;
         uint64_t total, free, surplus, reserved, floor;
+        uint64_t adopted_spare; /* the Pool's AdoptedSpare: not in ListPools, read from the pool's object */
 } PoolRow;
 
 typedef struct ReservationRow {
@@ -613,6 +614,18 @@ static int fetch_pools(sd_bus *bus, const char *what, PoolRow **ret, size_t *ret
         }
         if (r < 0)
                 return report_bus_error(what, NULL, r);
+        for (size_t i = 0; i < n; i++) {
+                char path[sizeof(POOL_PREFIX) + 64];
+                if (rows[i].node < 0)
+                        snprintf(path, sizeof path, POOL_PREFIX "%" PRIu64 "kB", rows[i].page_size / 1024);
+                else
+                        snprintf(path, sizeof path, POOL_PREFIX "%" PRIu64 "kB/node%" PRIi32, rows[i].page_size / 1024,
+                                 rows[i].node);
+                /* A pool that went away since ListPools, or a daemon older than Adopt=, has none. */
+                if (sd_bus_get_property_trivial(bus, BUS_NAME, path, POOL_IFACE, "AdoptedSpare", NULL, 't',
+                                                &rows[i].adopted_spare) < 0)
+                        rows[i].adopted_spare = 0;
+        }
         *ret = TAKE_PTR(rows);
         *ret_n = n;
         return EXIT_OK;
@@ -724,6 +737,7 @@ static void json_pool(Json *j, const PoolRow *p) {
         json_key(j, "surplus"); json_u64(j, p->surplus);
         json_key(j, "reserved"); json_u64(j, p->reserved);
         json_key(j, "floor"); json_u64(j, p->floor);
+        json_key(j, "adopted_spare"); json_u64(j, p->adopted_spare);
         json_end_object(j);
 }
 
@@ -806,8 +820,8 @@ static void print_reservation_info(const ReservationInfo *i) {
 }
 
 static void print_pool_header(void) {
-        printf("%-10s %5s %8s %8s %8s %8s %8s\n", "PAGE SIZE", "NODE", "TOTAL", "FREE", "SURPLUS", "RESERVED",
-               "FLOOR");
+        printf("%-10s %5s %8s %8s %8s %8s %8s %8s\n", "PAGE SIZE", "NODE", "TOTAL", "FREE", "SURPLUS", "RESERVED",
+               "FLOOR", "ADOPTED");
 }
 
 static void print_pool_row(const PoolRow *p) {
@@ -817,8 +831,9 @@ static void print_pool_row(const PoolRow *p) {
                 snprintf(node, sizeof node, "all");
         else
                 snprintf(node, sizeof node, "%" PRIi32, p->node);
-        printf("%-10s %5s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
-               size_str(b, p->page_size), node, p->total, p->free, p->surplus, p->reserved, p->floor);
+        printf("%-10s %5s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+               size_str(b, p->page_size), node, p->total, p->free, p->surplus, p->reserved, p->floor,
+               p->adopted_spare);
 }
 
 /* ---- verbs; each returns an exit status and has printed its error ---- */
@@ -1110,6 +1125,13 @@ static void print_advice(sd_bus *bus, const sd_bus_error *error) {
 
         if (!sd_bus_error_has_name(error, "org.hugepaged1.Error.InsufficientPages"))
                 return;
+        /* The pages are in the pool already, as Floor: the daemon's message says so and names Adopt=spare, and
+         * advice to set pages aside at boot would send the user after pages they have. */
+        if (error->message && strstr(error->message, "Adopt=spare")) {
+                fprintf(stderr, "hugepagectl: hint: see Adopt= in hugepaged.conf(5) and 'hugepagectl status' (FLOOR, "
+                                "ADOPTED)\n");
+                return;
+        }
         if (ps == 0)
                 (void) sd_bus_get_property_trivial(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "DefaultPageSize",
                                                    NULL, 't', &ps);
@@ -1606,7 +1628,7 @@ static void help(void) {
                "Commands:\n"
                "  status                  Show the pools per page size and node, the hugetlbfs\n"
                "                          mount of each page size, and the reservations (default)\n"
-               "  pools                   List the pools: total, free, surplus, reserved, floor\n"
+               "  pools                   List the pools: total, free, surplus, reserved, floor, adopted\n"
                "  list                    List the reservations\n"
                "  show NAME               Show one reservation\n"
                "  reserve NAME SIZE       Reserve SIZE of huge pages under NAME\n"
