@@ -3,13 +3,13 @@
 # org.hugepaged1(5) against the contract, dbus/org.hugepaged1.xml: every interface has a section, and
 # every method and property of it is documented in that section; every signal anywhere; every method has
 # a busctl example; every method the page documents (lines "*Name*(") exists in the XML; and every
-# org.hugepaged1.Error.* the daemon defines (src/hugepaged/bus-errors.h) is listed, and no other.
+# org.hugepaged1.Error.* the daemon defines (src/shared/hugepaged-bus-api.h) is listed, and no other.
 set -eu
 
 SRC=${HUGEPAGED_SOURCE_ROOT:-$(dirname "$0")/..}
 XML=$SRC/dbus/org.hugepaged1.xml
 SCD=$SRC/docs/org.hugepaged1.5.scd
-ERRORS_H=$SRC/src/hugepaged/bus-errors.h
+ERRORS_H=$SRC/src/shared/hugepaged-bus-api.h
 
 command -v xmllint >/dev/null || { echo "xmllint not installed (libxml2-utils): skipping" >&2; exit 77; }
 

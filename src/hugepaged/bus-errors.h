@@ -5,13 +5,14 @@
 #include <systemd/sd-bus.h>
 
 #include "errors.h"
+#include "hugepaged-bus-api.h"
 
-#define BUS_ERROR_INSUFFICIENT_PAGES "org.hugepaged1.Error.InsufficientPages"
-#define BUS_ERROR_UNSUPPORTED_PAGE_SIZE "org.hugepaged1.Error.UnsupportedPageSize"
-#define BUS_ERROR_NO_SUCH_NODE "org.hugepaged1.Error.NoSuchNode"
-#define BUS_ERROR_NO_SUCH_RESERVATION "org.hugepaged1.Error.NoSuchReservation"
-#define BUS_ERROR_RESERVATION_EXISTS "org.hugepaged1.Error.ReservationExists"
-#define BUS_ERROR_LIMIT_EXCEEDED "org.hugepaged1.Error.LimitExceeded"
+#define BUS_ERROR_INSUFFICIENT_PAGES HP_BUS_ERROR_INSUFFICIENT_PAGES
+#define BUS_ERROR_UNSUPPORTED_PAGE_SIZE HP_BUS_ERROR_UNSUPPORTED_PAGE_SIZE
+#define BUS_ERROR_NO_SUCH_NODE HP_BUS_ERROR_NO_SUCH_NODE
+#define BUS_ERROR_NO_SUCH_RESERVATION HP_BUS_ERROR_NO_SUCH_RESERVATION
+#define BUS_ERROR_RESERVATION_EXISTS HP_BUS_ERROR_RESERVATION_EXISTS
+#define BUS_ERROR_LIMIT_EXCEEDED HP_BUS_ERROR_LIMIT_EXCEEDED
 
 extern const sd_bus_error_map hugepaged_error_map[];
 

@@ -482,7 +482,7 @@ static void on_nodes_changed(Manager *m) {
         int k;
         if (!m->bus)
                 return;
-        k = sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.hugepaged1.Manager", "Nodes", NULL);
+        k = sd_bus_emit_properties_changed(m->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "Nodes", NULL);
         if (k < 0)
                 log_debug_errno(k, "cannot emit PropertiesChanged for Nodes: %m");
 }
@@ -493,17 +493,17 @@ int bus_register(Manager *m) {
         r = sd_bus_error_add_map(hugepaged_error_map);
         if (r < 0)
                 return log_error_errno(r, "cannot register the error map: %m");
-        r = sd_bus_add_object_vtable(m->bus, NULL, BUS_PATH, "org.hugepaged1.Manager", manager_vtable, m);
+        r = sd_bus_add_object_vtable(m->bus, NULL, BUS_PATH, HP_BUS_IFACE_MANAGER, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "cannot register the manager object: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_POOL_PREFIX, "org.hugepaged1.Pool", pool_vtable,
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_POOL_PREFIX, HP_BUS_IFACE_POOL, pool_vtable,
                                        bus_pool_find, m);
         if (r < 0)
                 return log_error_errno(r, "cannot register the pool objects: %m");
         r = sd_bus_add_node_enumerator(m->bus, NULL, BUS_POOL_PREFIX, bus_pool_enumerate, m);
         if (r < 0)
                 return log_error_errno(r, "cannot register the pool enumerator: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_RESERVATION_PREFIX, "org.hugepaged1.Reservation",
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_RESERVATION_PREFIX, HP_BUS_IFACE_RESERVATION,
                                        reservation_vtable, bus_reservation_find, m);
         if (r < 0)
                 return log_error_errno(r, "cannot register the reservation objects: %m");

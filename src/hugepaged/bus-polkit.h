@@ -6,11 +6,12 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include "hugepaged-bus-api.h"
 #include "manager.h"
 
-#define POLKIT_ACTION_RESERVE "org.hugepaged1.reserve"
-#define POLKIT_ACTION_RELEASE_ANY "org.hugepaged1.release-any"
-#define POLKIT_ACTION_MANAGE "org.hugepaged1.manage"
+#define POLKIT_ACTION_RESERVE HP_POLKIT_ACTION_RESERVE
+#define POLKIT_ACTION_RELEASE_ANY HP_POLKIT_ACTION_RELEASE_ANY
+#define POLKIT_ACTION_MANAGE HP_POLKIT_ACTION_MANAGE
 
 /* Pending checks one unique bus name may have, and all callers together; beyond them a call fails with
  * org.freedesktop.DBus.Error.LimitsExceeded instead of queueing, so nobody can make the daemon hoard memory.

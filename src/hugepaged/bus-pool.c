@@ -162,7 +162,7 @@ static void emit_changed(Manager *m, const char *path, const PoolValues *now, Po
         }
         if (n == 0 || !m->bus)
                 return;
-        int r = sd_bus_emit_properties_changed_strv(m->bus, path, "org.hugepaged1.Pool", changed);
+        int r = sd_bus_emit_properties_changed_strv(m->bus, path, HP_BUS_IFACE_POOL, changed);
         if (r < 0)
                 log_debug_errno(r, "cannot emit PropertiesChanged for %s: %m", path);
 }
@@ -183,7 +183,7 @@ static void emit_pools_changed_now(Manager *m) {
         uint64_t rb = manager_reserved_bytes(m);
         if (rb != m->emitted_reserved_bytes && m->bus) {
                 m->emitted_reserved_bytes = rb;
-                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.hugepaged1.Manager", "ReservedBytes",
+                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "ReservedBytes",
                                                       NULL);
         }
 }

@@ -124,7 +124,7 @@ static int method_bind_process_impl(sd_bus_message *message, void *userdata, sd_
         if (k < 0)
                 return bus_error_from_hp(error, &e);
         if (m->bus && (r->lifetime != old_lifetime || r->pid != old_pid)) {
-                k = sd_bus_emit_properties_changed(m->bus, r->path, "org.hugepaged1.Reservation", "Lifetime", "PID",
+                k = sd_bus_emit_properties_changed(m->bus, r->path, HP_BUS_IFACE_RESERVATION, "Lifetime", "PID",
                                                    NULL);
                 if (k < 0)
                         log_debug_errno(k, "cannot emit PropertiesChanged for %s: %m", r->path);
@@ -194,7 +194,7 @@ void bus_reservation_emit_state_changed(Manager *m, Reservation *r) {
         int k;
         if (!m->bus)
                 return;
-        k = sd_bus_emit_properties_changed(m->bus, r->path, "org.hugepaged1.Reservation", "State", NULL);
+        k = sd_bus_emit_properties_changed(m->bus, r->path, HP_BUS_IFACE_RESERVATION, "State", NULL);
         if (k < 0)
                 log_debug_errno(k, "cannot emit PropertiesChanged for %s: %m", r->path);
 }

@@ -4,12 +4,13 @@
 
 #include <systemd/sd-bus.h>
 
+#include "hugepaged-bus-api.h"
 #include "manager.h"
 
-#define BUS_NAME "org.hugepaged1"
-#define BUS_PATH "/org/hugepaged1"
-#define BUS_POOL_PREFIX "/org/hugepaged1/pool"
-#define BUS_RESERVATION_PREFIX "/org/hugepaged1/reservation"
+#define BUS_NAME HP_BUS_NAME
+#define BUS_PATH HP_BUS_PATH
+#define BUS_POOL_PREFIX HP_BUS_POOL_PREFIX
+#define BUS_RESERVATION_PREFIX HP_BUS_RESERVATION_PREFIX
 
 extern const sd_bus_vtable manager_vtable[];
 extern const sd_bus_vtable pool_vtable[];
