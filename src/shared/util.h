@@ -9,6 +9,12 @@
 #define RESERVATION_NAME_MAX 128
 #define NODE_MAX 1024            /* the kernel's MAX_NUMNODES upper bound on x86 is 1024 */
 
+/* An amount on one NUMA node: pages, or bytes, as the field's user says. The one such pair in the tree. */
+typedef struct NodeAmount {
+        uint32_t node;
+        uint64_t amount;
+} NodeAmount;
+
 int parse_u64(const char *s, uint64_t *ret);
 int parse_u32(const char *s, uint32_t *ret);
 int parse_bool(const char *s, bool *ret);
