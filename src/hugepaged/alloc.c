@@ -131,8 +131,6 @@ void manager_stats_add(Manager *m, const AllocStats *s) {
         m->stats.pages_after_compaction += s->pages_after_compaction;
         m->stats.pages_after_drop_caches += s->pages_after_drop_caches;
         m->stats.retries += s->retries;
-        if (m->on_stats_changed)
-                m->on_stats_changed(m);
 }
 
 /* The synchronous form, on the loop thread: start-up, topology changes and the in-process API. */

@@ -16,10 +16,6 @@
 #include "manager.h"
 #include "util.h"
 
-static const char *strna(const char *s) {
-        return s ?: "n/a";
-}
-
 typedef struct ReserveOptions {
         uint32_t *nodes;
         size_t n_nodes;
@@ -161,24 +157,9 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
         return sd_bus_message_exit_container(m);
 }
 
-/* Replies to a call whose work finished later; the message was referenced when the work was queued. */
-static void bus_reply_done(sd_bus_message *message, int r, const HpError *e) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int k;
-
-        if (r == -ECANCELED)
-                (void) sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, "hugepaged is shutting down");
-        else if (e && e->code != HP_OK)
-                (void) bus_error_from_hp(&error, e);
-        else
-                (void) sd_bus_error_set_errno(&error, r);
-        k = sd_bus_reply_method_error(message, &error);
-        if (k < 0)
-                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
-}
-
 static void reserve_done(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *message = userdata;
+        _cleanup_free_ char *path = NULL;
         int k;
 
         if (r < 0) {
@@ -186,7 +167,7 @@ static void reserve_done(Manager *m, int r, Reservation *res, bool existed, cons
                 return;
         }
         if (!existed && res->lifetime == LIFETIME_CALLER) {
-                k = bus_reservation_track_caller(res);
+                k = bus_reservation_track_caller(bus_context_of(m), res);
                 if (k < 0) {
                         HpError e2 = {};
                         (void) manager_release_async(m, res, NULL, NULL, &e2);
@@ -195,14 +176,17 @@ static void reserve_done(Manager *m, int r, Reservation *res, bool existed, cons
                         return;
                 }
         }
-        k = sd_bus_reply_method_return(message, "o", res->path);
+        k = bus_reservation_path(res, &path);
+        if (k >= 0)
+                k = sd_bus_reply_method_return(message, "o", path);
         if (k < 0)
-                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
+                log_debug_errno(k, "cannot reply to %s: %m", bus_sender_or_na(message));
 }
 
 static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(reserve_options_done) ReserveOptions o = {};
-        Manager *m = userdata;
+        BusContext *c = userdata;
+        Manager *m = c->manager;
         ReserveRequest req = {};
         HpError e = {};
         const char *name;
@@ -222,13 +206,13 @@ static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_e
                 return r;
 
         /* Only a well-formed request is worth polkit's (and an administrator's) time. */
-        r = bus_verify_polkit_async(m, message, POLKIT_ACTION_RESERVE, error);
+        r = bus_verify_polkit_async(c, message, POLKIT_ACTION_RESERVE, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1; /* polkit is asked; the call is dispatched again with its answer */
 
-        r = bus_message_get_sender_uid(m, message, &uid);
+        r = bus_message_get_sender_uid(c, message, &uid);
         if (r < 0)
                 return r;
 
@@ -275,41 +259,8 @@ static Reservation *find_by_name(Manager *m, const char *name, sd_bus_error *err
         return r;
 }
 
-static void release_done(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *message = userdata;
-        int k;
-
-        if (r < 0) {
-                bus_reply_done(message, r, e);
-                return;
-        }
-        k = sd_bus_reply_method_return(message, NULL);
-        if (k < 0)
-                log_debug_errno(k, "cannot reply to %s: %m", strna(sd_bus_message_get_sender(message)));
-}
-
-int bus_release(Manager *m, Reservation *r, sd_bus_message *message, sd_bus_error *error) {
-        char what[RESERVATION_NAME_MAX + 16];
-        HpError e = {};
-        int k;
-
-        (void) snprintf(what, sizeof(what), "reservation %s", r->name);
-        k = bus_verify_owner_or_polkit(m, message, r->uid, POLKIT_ACTION_RELEASE_ANY, what, error);
-        if (k < 0)
-                return k;
-        if (k == 0)
-                return 1; /* polkit is asked; the call is dispatched again, and r looked up again */
-        /* The reservation is gone on return; the reply waits for any shrink that follows. */
-        k = manager_release_async(m, r, release_done, sd_bus_message_ref(message), &e);
-        if (k < 0) {
-                sd_bus_message_unref(message);
-                return bus_error_from_hp(error, &e);
-        }
-        return 1;
-}
-
 static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         Reservation *r;
         const char *name;
         int k;
@@ -317,15 +268,16 @@ static int method_release_impl(sd_bus_message *message, void *userdata, sd_bus_e
         k = sd_bus_message_read(message, "s", &name);
         if (k < 0)
                 return k;
-        r = find_by_name(m, name, error);
+        r = find_by_name(c->manager, name, error);
         if (!r)
                 return -EINVAL;
-        return bus_release(m, r, message, error);
+        return bus_reservation_release(c, r, message, error);
 }
 BUS_METHOD_WRAP(method_release)
 
 static int method_get_reservation_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        _cleanup_free_ char *path = NULL;
+        BusContext *c = userdata;
         Reservation *r;
         const char *name;
         int k;
@@ -333,16 +285,20 @@ static int method_get_reservation_impl(sd_bus_message *message, void *userdata, 
         k = sd_bus_message_read(message, "s", &name);
         if (k < 0)
                 return k;
-        r = find_by_name(m, name, error);
+        r = find_by_name(c->manager, name, error);
         if (!r)
                 return -EINVAL;
-        return sd_bus_reply_method_return(message, "o", r->path);
+        k = bus_reservation_path(r, &path);
+        if (k < 0)
+                return k;
+        return sd_bus_reply_method_return(message, "o", path);
 }
 BUS_METHOD_WRAP(method_get_reservation)
 
 static int method_list_reservations_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
+        BusContext *c = userdata;
+        Manager *m = c->manager;
         int r;
 
         r = sd_bus_message_new_method_return(message, &reply);
@@ -352,9 +308,13 @@ static int method_list_reservations_impl(sd_bus_message *message, void *userdata
         if (r < 0)
                 return r;
         for (size_t i = 0; i < m->n_reservations; i++) {
+                _cleanup_free_ char *path = NULL;
                 Reservation *res = m->reservations[i];
+                r = bus_reservation_path(res, &path);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_append(reply, "(sttuso)", res->name, res->page_size, res->pages,
-                                          (uint32_t) res->uid, lifetime_to_string(res->lifetime), res->path);
+                                          (uint32_t) res->uid, lifetime_to_string(res->lifetime), path);
                 if (r < 0)
                         return r;
         }
@@ -367,7 +327,8 @@ BUS_METHOD_WRAP(method_list_reservations)
 
 static int method_list_pools_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
+        BusContext *c = userdata;
+        Manager *m = c->manager;
         int r;
 
         (void) manager_refresh(m);
@@ -409,26 +370,42 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 static int property_get_default_page_size(sd_bus *bus, const char *path, const char *interface,
                                           const char *property, sd_bus_message *reply, void *userdata,
                                           sd_bus_error *error) {
-        Manager *m = userdata;
+        Manager *m = ((BusContext *) userdata)->manager;
         return sd_bus_message_append(reply, "t", m->default_page_size);
 }
 
 static int property_get_page_sizes(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        Manager *m = ((BusContext *) userdata)->manager;
         return sd_bus_message_append_array(reply, 't', m->page_sizes, m->n_page_sizes * sizeof(uint64_t));
 }
 
 static int property_get_nodes(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        Manager *m = ((BusContext *) userdata)->manager;
         return sd_bus_message_append_array(reply, 'u', m->nodes, m->n_nodes * sizeof(uint32_t));
 }
 
 static int property_get_reserved_bytes(sd_bus *bus, const char *path, const char *interface, const char *property,
                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        Manager *m = ((BusContext *) userdata)->manager;
         return sd_bus_message_append(reply, "t", manager_reserved_bytes(m));
+}
+
+static int property_get_stats(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const AllocStats *s = &((BusContext *) userdata)->manager->stats;
+        uint64_t v;
+
+        if (streq(property, "StatsPagesFirstWrite"))
+                v = s->pages_first_write;
+        else if (streq(property, "StatsPagesAfterCompaction"))
+                v = s->pages_after_compaction;
+        else if (streq(property, "StatsPagesAfterDropCaches"))
+                v = s->pages_after_drop_caches;
+        else
+                v = s->retries;
+        return sd_bus_message_append(reply, "t", v);
 }
 
 const sd_bus_vtable manager_vtable[] = {
@@ -438,10 +415,10 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("PageSizes", "at", property_get_page_sizes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Nodes", "au", property_get_nodes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReservedBytes", "t", property_get_reserved_bytes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("StatsPagesFirstWrite", "t", NULL, offsetof(Manager, stats.pages_first_write), 0),
-        SD_BUS_PROPERTY("StatsPagesAfterCompaction", "t", NULL, offsetof(Manager, stats.pages_after_compaction), 0),
-        SD_BUS_PROPERTY("StatsPagesAfterDropCaches", "t", NULL, offsetof(Manager, stats.pages_after_drop_caches), 0),
-        SD_BUS_PROPERTY("StatsAllocationRetries", "t", NULL, offsetof(Manager, stats.retries), 0),
+        SD_BUS_PROPERTY("StatsPagesFirstWrite", "t", property_get_stats, 0, 0),
+        SD_BUS_PROPERTY("StatsPagesAfterCompaction", "t", property_get_stats, 0, 0),
+        SD_BUS_PROPERTY("StatsPagesAfterDropCaches", "t", property_get_stats, 0, 0),
+        SD_BUS_PROPERTY("StatsAllocationRetries", "t", property_get_stats, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Reserve",
                                 SD_BUS_ARGS("s", name, "t", page_size, "t", bytes, "a{sv}", options),
                                 SD_BUS_RESULT("o", reservation),
@@ -470,58 +447,11 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-static void on_reservation_added(Manager *m, Reservation *r) {
-        bus_reservation_emit_added(m, r);
-}
-
-static void on_reservation_removed(Manager *m, Reservation *r) {
-        bus_reservation_emit_removed(m, r);
-}
-
-static void on_nodes_changed(Manager *m) {
+void bus_manager_emit_nodes_changed(BusContext *c) {
         int k;
-        if (!m->bus)
+        if (!c->bus)
                 return;
-        k = sd_bus_emit_properties_changed(m->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "Nodes", NULL);
+        k = sd_bus_emit_properties_changed(c->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "Nodes", NULL);
         if (k < 0)
                 log_debug_errno(k, "cannot emit PropertiesChanged for Nodes: %m");
-}
-
-int bus_register(Manager *m) {
-        int r;
-
-        r = sd_bus_error_add_map(hugepaged_error_map);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the error map: %m");
-        r = sd_bus_add_object_vtable(m->bus, NULL, BUS_PATH, HP_BUS_IFACE_MANAGER, manager_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the manager object: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_POOL_PREFIX, HP_BUS_IFACE_POOL, pool_vtable,
-                                       bus_pool_find, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the pool objects: %m");
-        r = sd_bus_add_node_enumerator(m->bus, NULL, BUS_POOL_PREFIX, bus_pool_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the pool enumerator: %m");
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, BUS_RESERVATION_PREFIX, HP_BUS_IFACE_RESERVATION,
-                                       reservation_vtable, bus_reservation_find, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the reservation objects: %m");
-        r = sd_bus_add_node_enumerator(m->bus, NULL, BUS_RESERVATION_PREFIX, bus_reservation_enumerate, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the reservation enumerator: %m");
-        r = sd_bus_add_object_manager(m->bus, NULL, BUS_PATH);
-        if (r < 0)
-                return log_error_errno(r, "cannot register the object manager: %m");
-
-        m->on_pools_changed = bus_emit_pools_changed;
-        m->flush_signals = bus_flush_pools_changed;
-        m->on_reservation_added = on_reservation_added;
-        m->on_reservation_removed = on_reservation_removed;
-        m->on_pool_added = bus_pool_emit_added;
-        m->on_pool_removed = bus_pool_emit_removed;
-        m->on_nodes_changed = on_nodes_changed;
-        m->on_reservation_state_changed = bus_reservation_emit_state_changed;
-        m->emitted_reserved_bytes = manager_reserved_bytes(m);
-        return 0;
 }

@@ -81,17 +81,17 @@ size_t polkit_registry_size(const PolkitRegistry *r) {
         return r ? r->n_queries : 0;
 }
 
-int bus_message_get_sender_uid(Manager *m, sd_bus_message *message, uid_t *ret) {
+int bus_message_get_sender_uid(BusContext *c, sd_bus_message *message, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const char *sender = sd_bus_message_get_sender(message);
-        bool cacheable = m && sender && sender[0] == ':';
+        bool cacheable = c && sender && sender[0] == ':';
         uid_t uid;
         int r;
 
         if (cacheable)
-                for (size_t i = 0; i < ELEMENTSOF(m->sender_uids); i++)
-                        if (m->sender_uids[i].name && streq(m->sender_uids[i].name, sender)) {
-                                *ret = m->sender_uids[i].uid;
+                for (size_t i = 0; i < ELEMENTSOF(c->sender_uids); i++)
+                        if (c->sender_uids[i].name && streq(c->sender_uids[i].name, sender)) {
+                                *ret = c->sender_uids[i].uid;
                                 return 0;
                         }
 
@@ -107,10 +107,10 @@ int bus_message_get_sender_uid(Manager *m, sd_bus_message *message, uid_t *ret) 
         if (cacheable) {
                 char *name = strdup(sender);
                 if (name) {
-                        unsigned i = m->sender_uid_next++ % ELEMENTSOF(m->sender_uids);
-                        free(m->sender_uids[i].name);
-                        m->sender_uids[i].name = name;
-                        m->sender_uids[i].uid = uid;
+                        unsigned i = c->sender_uid_next++ % ELEMENTSOF(c->sender_uids);
+                        free(c->sender_uids[i].name);
+                        c->sender_uids[i].name = name;
+                        c->sender_uids[i].uid = uid;
                 }
         }
         *ret = uid;
@@ -222,8 +222,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
-static int query_start(Manager *m, PolkitRegistry *reg, sd_bus_message *message, const char *action,
-                       const char *sender, uid_t uid, sd_bus_error *error) {
+static int query_start(PolkitRegistry *reg, sd_bus_message *message, const char *action, const char *sender,
+                       uid_t uid, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         sd_bus *bus = sd_bus_message_get_bus(message);
         bool interactive = sd_bus_message_get_allow_interactive_authorization(message) > 0;
@@ -276,13 +276,13 @@ static int query_start(Manager *m, PolkitRegistry *reg, sd_bus_message *message,
         return 0;
 }
 
-int bus_verify_polkit_async(Manager *m, sd_bus_message *message, const char *action, sd_bus_error *error) {
+int bus_verify_polkit_async(BusContext *c, sd_bus_message *message, const char *action, sd_bus_error *error) {
         PolkitQuery *q;
         const char *sender;
         uid_t uid;
         int r;
 
-        q = registry_find(m->polkit_registry, message, action);
+        q = registry_find(c->polkit_registry, message, action);
         if (q) {
                 if (!q->done)
                         return 0; /* dispatched again before polkit answered; the answer re-queues it */
@@ -291,7 +291,7 @@ int bus_verify_polkit_async(Manager *m, sd_bus_message *message, const char *act
                 return sd_bus_error_copy(error, &q->error);
         }
 
-        r = bus_message_get_sender_uid(m, message, &uid);
+        r = bus_message_get_sender_uid(c, message, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "%s: cannot determine the caller's uid: %s", action, strerror(-r));
@@ -302,37 +302,37 @@ int bus_verify_polkit_async(Manager *m, sd_bus_message *message, const char *act
         if (!sender)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "%s: the caller has no bus name", action);
 
-        if (!m->polkit_registry) {
-                m->polkit_registry = calloc(1, sizeof(PolkitRegistry));
-                if (!m->polkit_registry)
+        if (!c->polkit_registry) {
+                c->polkit_registry = calloc(1, sizeof(PolkitRegistry));
+                if (!c->polkit_registry)
                         return -ENOMEM;
         }
-        if (m->polkit_registry->n_queries >= POLKIT_PENDING_MAX)
+        if (c->polkit_registry->n_queries >= POLKIT_PENDING_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "too many authorization checks are pending (%d); try again later",
                                          POLKIT_PENDING_MAX);
-        if (registry_count_sender(m->polkit_registry, sender) >= POLKIT_PENDING_PER_SENDER_MAX)
+        if (registry_count_sender(c->polkit_registry, sender) >= POLKIT_PENDING_PER_SENDER_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "%s has %d authorization checks pending already; wait for their answers",
                                          sender, POLKIT_PENDING_PER_SENDER_MAX);
 
-        return query_start(m, m->polkit_registry, message, action, sender, uid, error);
+        return query_start(c->polkit_registry, message, action, sender, uid, error);
 }
 
-int bus_verify_owner_or_polkit(Manager *m, sd_bus_message *message, uid_t owner_uid, const char *action,
+int bus_verify_owner_or_polkit(BusContext *c, sd_bus_message *message, uid_t owner_uid, const char *action,
                                const char *what, sd_bus_error *error) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         uid_t uid;
         int r;
 
-        r = bus_message_get_sender_uid(m, message, &uid);
+        r = bus_message_get_sender_uid(c, message, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "%s: cannot determine the caller's uid: %s", what, strerror(-r));
         if (uid == 0 || uid == owner_uid)
                 return 1;
 
-        r = bus_verify_polkit_async(m, message, action, &e);
+        r = bus_verify_polkit_async(c, message, action, &e);
         if (r >= 0)
                 return r;
         if (!sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) {

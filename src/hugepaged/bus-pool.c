@@ -13,6 +13,18 @@
 #include "manager.h"
 #include "util.h"
 
+#define POOL_PATH_MAX (sizeof(BUS_POOL_PREFIX) + 64)
+
+/* The path of a pool, or of a page size's totals (node -1). */
+static char *pool_path(char buf[static POOL_PATH_MAX], uint64_t page_size, int64_t node) {
+        if (node < 0)
+                (void) snprintf(buf, POOL_PATH_MAX, BUS_POOL_PREFIX "/%" PRIu64 "kB", page_size / 1024);
+        else
+                (void) snprintf(buf, POOL_PATH_MAX, BUS_POOL_PREFIX "/%" PRIu64 "kB/node%" PRIu32, page_size / 1024,
+                                (uint32_t) node);
+        return buf;
+}
+
 /* Resolves a pool path. *ret_node is -1 for the all-node totals. */
 static int pool_path_parse(Manager *m, const char *path, uint64_t *ret_size, int64_t *ret_node) {
         const char *p;
@@ -49,28 +61,29 @@ static int pool_path_parse(Manager *m, const char *path, uint64_t *ret_size, int
 
 int bus_pool_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
                   sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         uint64_t size;
         int64_t node;
 
-        if (pool_path_parse(m, path, &size, &node) <= 0)
+        if (pool_path_parse(c->manager, path, &size, &node) <= 0)
                 return 0;
-        *ret_found = m;
+        *ret_found = c;
         return 1;
 }
 
 int bus_pool_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
+        Manager *m = c->manager;
         size_t n = m->n_page_sizes + m->n_pools, k = 0;
-        char **l = calloc(n + 1, sizeof(char *));
+        char **l = calloc(n + 1, sizeof(char *)), buf[POOL_PATH_MAX];
 
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_page_sizes; i++)
-                if (!(l[k++] = strdup(m->totals[i].path)))
+                if (!(l[k++] = strdup(pool_path(buf, m->page_sizes[i], -1))))
                         goto oom;
         for (size_t i = 0; i < m->n_pools; i++)
-                if (!(l[k++] = strdup(m->pools[i]->path)))
+                if (!(l[k++] = strdup(pool_path(buf, m->pools[i]->page_size, m->pools[i]->node))))
                         goto oom;
         *ret_nodes = l;
         return 0;
@@ -113,13 +126,13 @@ static int pool_values(Manager *m, const char *path, uint64_t *ret_size, int64_t
 
 static int property_get_pool(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
         PoolValues v;
         uint64_t size;
         int64_t node;
         int r;
 
-        r = pool_values(m, path, &size, &node, &v);
+        r = pool_values(c->manager, path, &size, &node, &v);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no pool at %s", path);
         if (streq(property, "PageSize"))
@@ -145,59 +158,88 @@ const sd_bus_vtable pool_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* What was last said for a pool object; NULL when out of memory (then every look is a first look). */
+static BusPoolEmitted *emitted_get(BusContext *c, uint64_t page_size, int64_t node) {
+        BusPoolEmitted *t;
+
+        for (size_t i = 0; i < c->n_emitted; i++)
+                if (c->emitted[i].page_size == page_size && c->emitted[i].node == node)
+                        return &c->emitted[i];
+        t = realloc(c->emitted, (c->n_emitted + 1) * sizeof(*t));
+        if (!t)
+                return NULL;
+        c->emitted = t;
+        t[c->n_emitted] = (BusPoolEmitted) { .page_size = page_size, .node = node };
+        return &t[c->n_emitted++];
+}
+
+/* A pool that goes away takes what was said with it: if it comes back, its first look is a baseline again. */
+static void emitted_forget(BusContext *c, uint64_t page_size, int64_t node) {
+        for (size_t i = 0; i < c->n_emitted; i++)
+                if (c->emitted[i].page_size == page_size && c->emitted[i].node == node) {
+                        c->emitted[i] = c->emitted[--c->n_emitted];
+                        return;
+                }
+}
+
 /* Emits PropertiesChanged naming only the values that differ from what was last said. */
-static void emit_changed(Manager *m, const char *path, const PoolValues *now, PoolValues *last, bool *valid) {
-        char *changed[ELEMENTSOF(pool_fields) + 1];
+static void emit_changed(BusContext *c, uint64_t page_size, int64_t node, const PoolValues *now) {
+        char *changed[ELEMENTSOF(pool_fields) + 1], path[POOL_PATH_MAX];
+        BusPoolEmitted *last = emitted_get(c, page_size, node);
         size_t n = 0;
 
+        if (!last)
+                return;
         for (size_t i = 0; i < ELEMENTSOF(pool_fields); i++)
-                if (!*valid || pool_field(now, i) != pool_field(last, i))
+                if (!last->valid || pool_field(now, i) != pool_field(&last->values, i))
                         changed[n++] = (char *) pool_fields[i].name;
         changed[n] = NULL;
-        *last = *now;
+        last->values = *now;
         /* The first look only sets the baseline: nobody has been told anything yet. */
-        if (!*valid) {
-                *valid = true;
+        if (!last->valid) {
+                last->valid = true;
                 return;
         }
-        if (n == 0 || !m->bus)
+        if (n == 0 || !c->bus)
                 return;
-        int r = sd_bus_emit_properties_changed_strv(m->bus, path, HP_BUS_IFACE_POOL, changed);
+        int r = sd_bus_emit_properties_changed_strv(c->bus, pool_path(path, page_size, node), HP_BUS_IFACE_POOL,
+                                                    changed);
         if (r < 0)
                 log_debug_errno(r, "cannot emit PropertiesChanged for %s: %m", path);
 }
 
-static void emit_pools_changed_now(Manager *m) {
+static void emit_pools_changed_now(BusContext *c) {
+        Manager *m = c->manager;
+
         for (size_t i = 0; i < m->n_pools; i++) {
                 Pool *p = m->pools[i];
                 PoolValues now;
                 pool_get_values(p, &now);
-                emit_changed(m, p->path, &now, &p->emitted, &p->emitted_valid);
+                emit_changed(c, p->page_size, p->node, &now);
         }
         for (size_t i = 0; i < m->n_page_sizes; i++) {
                 PoolValues now;
                 manager_page_size_totals(m, m->page_sizes[i], &now);
-                emit_changed(m, m->totals[i].path, &now, &m->totals[i].emitted, &m->totals[i].emitted_valid);
+                emit_changed(c, m->page_sizes[i], -1, &now);
         }
 
         uint64_t rb = manager_reserved_bytes(m);
-        if (rb != m->emitted_reserved_bytes && m->bus) {
-                m->emitted_reserved_bytes = rb;
-                (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "ReservedBytes",
+        if (rb != c->emitted_reserved_bytes && c->bus) {
+                c->emitted_reserved_bytes = rb;
+                (void) sd_bus_emit_properties_changed(c->bus, BUS_PATH, HP_BUS_IFACE_MANAGER, "ReservedBytes",
                                                       NULL);
         }
 }
-
 /* At most one set of pool signals per this interval: a burst of calls (16 clients cycling Reserve and
  * Release) would otherwise send three PropertiesChanged per call, twice the messages of the calls themselves. */
 #define EMIT_POOLS_INTERVAL_USEC UINT64_C(10000) /* 10 ms */
 
 static int on_emit_pools_changed(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
+        BusContext *c = userdata;
 
-        emit_pools_changed_now(m);
-        if (sd_event_now(m->event, CLOCK_MONOTONIC, &m->emitted_pools_usec) < 0)
-                m->emitted_pools_usec = usec;
+        emit_pools_changed_now(c);
+        if (sd_event_now(c->manager->event, CLOCK_MONOTONIC, &c->emitted_pools_usec) < 0)
+                c->emitted_pools_usec = usec;
         return 0;
 }
 
@@ -206,58 +248,62 @@ static int on_emit_pools_changed(sd_event_source *s, uint64_t usec, void *userda
  * signalled on the next turn; changes within EMIT_POOLS_INTERVAL_USEC of the last signals wait for the end of
  * it, so a burst of calls costs one PropertiesChanged per pool that changed per interval, naming the final
  * values, not one per call. */
-void bus_emit_pools_changed(Manager *m) {
+void bus_emit_pools_changed(BusContext *c) {
         int enabled = SD_EVENT_OFF, r;
         uint64_t at;
 
-        if (!m->bus)
+        if (!c->bus)
                 return;
-        if (m->emit_pools_source && sd_event_source_get_enabled(m->emit_pools_source, &enabled) >= 0 &&
+        if (c->emit_pools_source && sd_event_source_get_enabled(c->emit_pools_source, &enabled) >= 0 &&
             enabled != SD_EVENT_OFF)
                 return; /* already due */
-        at = m->emitted_pools_usec > 0 ? m->emitted_pools_usec + EMIT_POOLS_INTERVAL_USEC : 0; /* past: next turn */
-        if (!m->emit_pools_source) {
+        at = c->emitted_pools_usec > 0 ? c->emitted_pools_usec + EMIT_POOLS_INTERVAL_USEC : 0; /* past: next turn */
+        if (!c->emit_pools_source) {
                 /* accuracy 1 µs: sd-event's default (0) would let the timer slip by up to 250 ms */
-                r = sd_event_add_time(m->event, &m->emit_pools_source, CLOCK_MONOTONIC, at, 1, on_emit_pools_changed,
-                                      m);
+                r = sd_event_add_time(c->manager->event, &c->emit_pools_source, CLOCK_MONOTONIC, at, 1, on_emit_pools_changed,
+                                      c);
                 if (r < 0) {
-                        emit_pools_changed_now(m);
+                        emit_pools_changed_now(c);
                         return;
                 }
-                (void) sd_event_source_set_description(m->emit_pools_source, "emit-pools-changed");
+                (void) sd_event_source_set_description(c->emit_pools_source, "emit-pools-changed");
         } else {
-                r = sd_event_source_set_time(m->emit_pools_source, at);
+                r = sd_event_source_set_time(c->emit_pools_source, at);
                 if (r >= 0)
-                        r = sd_event_source_set_enabled(m->emit_pools_source, SD_EVENT_ONESHOT);
+                        r = sd_event_source_set_enabled(c->emit_pools_source, SD_EVENT_ONESHOT);
                 if (r < 0)
-                        emit_pools_changed_now(m);
+                        emit_pools_changed_now(c);
         }
 }
 
-void bus_flush_pools_changed(Manager *m) {
+void bus_flush_pools_changed(BusContext *c) {
         int enabled = SD_EVENT_OFF;
 
-        if (!m->emit_pools_source)
+        if (!c->emit_pools_source)
                 return;
-        if (sd_event_source_get_enabled(m->emit_pools_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
-                emit_pools_changed_now(m);
-        m->emit_pools_source = sd_event_source_disable_unref(m->emit_pools_source);
+        if (sd_event_source_get_enabled(c->emit_pools_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                emit_pools_changed_now(c);
+        c->emit_pools_source = sd_event_source_disable_unref(c->emit_pools_source);
 }
 
-void bus_pool_emit_added(Manager *m, Pool *p) {
+void bus_pool_emit_added(BusContext *c, Pool *p) {
+        char path[POOL_PATH_MAX];
         int k;
-        if (!m->bus)
+        if (!c->bus)
                 return;
-        k = sd_bus_emit_object_added(m->bus, p->path);
+        k = sd_bus_emit_object_added(c->bus, pool_path(path, p->page_size, p->node));
         if (k < 0)
-                log_debug_errno(k, "cannot emit InterfacesAdded for %s: %m", p->path);
+                log_debug_errno(k, "cannot emit InterfacesAdded for %s: %m", path);
 }
 
-void bus_pool_emit_removed(Manager *m, Pool *p) {
+void bus_pool_emit_removed(BusContext *c, Pool *p) {
+        char path[POOL_PATH_MAX];
         int k;
-        if (!m->bus)
+
+        emitted_forget(c, p->page_size, p->node);
+        if (!c->bus)
                 return;
-        k = sd_bus_emit_object_removed(m->bus, p->path);
+        k = sd_bus_emit_object_removed(c->bus, pool_path(path, p->page_size, p->node));
         if (k < 0)
-                log_debug_errno(k, "cannot emit InterfacesRemoved for %s: %m", p->path);
+                log_debug_errno(k, "cannot emit InterfacesRemoved for %s: %m", path);
 }

@@ -10,7 +10,6 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
-#include "bus-polkit.h"
 #include "bus.h"
 #include "log.h"
 #include "macro.h"
@@ -98,6 +97,8 @@ static int on_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        /* Freed after the manager, whose last jobs reply and whose last signals go out on its bus. */
+        _cleanup_(bus_context_freep) BusContext *bus = NULL;
         Manager *m = NULL;
         UdevWatch *watch = NULL;
         int r;
@@ -146,17 +147,9 @@ static int run(int argc, char *argv[]) {
         if (arg_log_level < 0 && m->config.log_level >= 0)
                 log_set_max_level(m->config.log_level);
 
-        r = sd_bus_open_system_with_description(&m->bus, "hugepaged");
-        if (r < 0) {
-                log_error_errno(r, "cannot connect to the system bus (DBUS_SYSTEM_BUS_ADDRESS=%s): %m",
-                                getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "unset");
+        r = bus_context_new(m, event, &bus);
+        if (r < 0)
                 goto finish;
-        }
-        r = sd_bus_attach_event(m->bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0) {
-                log_error_errno(r, "cannot attach the bus to the event loop: %m");
-                goto finish;
-        }
 
         /* Listening before the pools are enumerated: a change during start-up is seen, not lost. */
         r = udev_watch_new(m, &watch);
@@ -167,18 +160,11 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 goto finish;
 
-        r = bus_register(m);
+        r = bus_register(bus);
         if (r < 0)
                 goto finish;
-        for (size_t i = 0; i < m->n_reservations; i++)
-                if (m->reservations[i]->lifetime == LIFETIME_CALLER) {
-                        r = bus_reservation_track_caller(m->reservations[i]);
-                        if (r < 0)
-                                log_warning_errno(r, "cannot track the caller of %s: %m", m->reservations[i]->name);
-                }
-        bus_emit_pools_changed(m);
 
-        r = sd_bus_request_name(m->bus, BUS_NAME, 0);
+        r = sd_bus_request_name(bus->bus, BUS_NAME, 0);
         if (r < 0) {
                 log_error_errno(r, "cannot own %s: %m (is another hugepaged running, or does the bus policy forbid it?)",
                                 BUS_NAME);
@@ -206,9 +192,6 @@ static int run(int argc, char *argv[]) {
 
 finish:
         udev_watch_free(watch);
-        /* Before the bus goes: pending checks hold slots and tracks on it. */
-        if (m)
-                m->polkit_registry = polkit_registry_free(m->polkit_registry);
         manager_free(m);
         return r;
 }

@@ -22,7 +22,14 @@ static inline char *page_size_str(char buf[static FORMAT_SIZE_MAX], uint64_t pag
         return format_size(buf, FORMAT_SIZE_MAX, page_size);
 }
 
-/* manager.c: tells the observers. */
+/* Tells the observer, if it wants to know: manager_notify(m, pool_added, p). */
+#define manager_notify(m, member, ...)                                                                  \
+        do {                                                                                            \
+                if ((m)->observer && (m)->observer->member)                                             \
+                        (m)->observer->member((m)->observer_userdata, ##__VA_ARGS__);                   \
+        } while (0)
+
+/* manager.c */
 void manager_pools_changed(Manager *m);
 
 /* pool.c */
@@ -41,7 +48,6 @@ void pool_convert_adopted(Pool *p);
 int manager_link_reservation(Manager *m, Reservation *r);
 void manager_unlink_reservation(Manager *m, Reservation *r);
 void reservation_account(Manager *m, Reservation *r, bool add);
-int reservation_set_path(Reservation *r);
 
 /* What a worker needs to change one pool: copies, never the Pool itself, which the loop may show or free. */
 typedef struct AllocParams {

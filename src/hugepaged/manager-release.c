@@ -22,6 +22,7 @@ static uint64_t pool_shrink_target(const Pool *p) {
 /* Spare pages stay for ShrinkDelaySec=: arm (or push back) the pool's timer. */
 void pool_arm_shrink_timer(Pool *p) {
         Manager *m = p->manager;
+        char ps[FORMAT_SIZE_MAX];
         int k;
 
         if (p->shrink_delay_usec == CONFIG_INFINITY || pool_persistent(p) <= pool_shrink_target(p))
@@ -36,7 +37,8 @@ void pool_arm_shrink_timer(Pool *p) {
                         (void) sd_event_source_set_description(p->shrink_timer, "pool-shrink");
         }
         if (k < 0)
-                log_warning("%s: cannot arm the shrink timer, the spare pages stay", p->path);
+                log_warning("%s pages on node %" PRIu32 ": cannot arm the shrink timer, the spare pages stay",
+                            page_size_str(ps, p->page_size), p->node);
 }
 
 static Job *shrink_job_new(Manager *m, uint64_t page_size, const uint32_t *nodes, size_t n) {
@@ -55,10 +57,12 @@ static Job *shrink_job_new(Manager *m, uint64_t page_size, const uint32_t *nodes
 
 static int on_shrink_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Pool *p = userdata;
+        char ps[FORMAT_SIZE_MAX];
         Job *j = shrink_job_new(p->manager, p->page_size, &p->node, 1);
         if (!j)
                 return log_error_errno(ENOMEM, "out of memory");
-        log_debug("%s: the spare pages' delay is over, shrinking", p->path);
+        log_debug("%s pages on node %" PRIu32 ": the spare pages' delay is over, shrinking",
+                  page_size_str(ps, p->page_size), p->node);
         manager_enqueue_job(p->manager, j);
         return 0;
 }
@@ -164,8 +168,7 @@ static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes,
 
         log_info("released %s: %" PRIu64 " %s pages%s", r->name, r->pages, page_size_str(ps, r->page_size),
                  n < r->n_node_pages ? ", kept as spare for now" : "");
-        if (m->on_reservation_removed)
-                m->on_reservation_removed(m, r);
+        manager_notify(m, reservation_removed, r);
         *ret_nodes = TAKE_PTR(nodes);
         *ret_n = n;
         return 0;

@@ -262,7 +262,7 @@ void reserve_finish(Job *j) {
                 .pidfd = -EBADF,
         };
         r->name = strdup(req->name);
-        if (!r->name || reservation_set_path(r) < 0)
+        if (!r->name)
                 goto oom;
         if (req->lifetime == LIFETIME_CALLER && !(r->caller = strdup(req->caller)))
                 goto oom;
@@ -312,8 +312,7 @@ void reserve_finish(Job *j) {
 
         log_info("reserved %s: %" PRIu64 " %s pages for uid %u, lifetime %s", r->name, r->pages, ps, (unsigned) r->uid,
                  lifetime_to_string(r->lifetime));
-        if (m->on_reservation_added)
-                m->on_reservation_added(m, r);
+        manager_notify(m, reservation_added, r);
         manager_pools_changed(m);
         if (j->done)
                 j->done(m, 0, r, false, &j->error, j->userdata);

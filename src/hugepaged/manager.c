@@ -15,11 +15,11 @@
 #include "util.h"
 
 void manager_pools_changed(Manager *m) {
-        if (m->on_pools_changed)
-                m->on_pools_changed(m);
+        manager_notify(m, pools_changed);
 }
 
 static int manager_discover(Manager *m) {
+        char ps[FORMAT_SIZE_MAX];
         int r;
 
         /* Decided once, here, before any worker thread shares the kernel module. */
@@ -44,14 +44,6 @@ static int manager_discover(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "cannot list the NUMA nodes with memory: %m");
 
-        m->totals = calloc(m->n_page_sizes, sizeof(PageSizeTotals));
-        if (!m->totals)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n_page_sizes; i++) {
-                m->totals[i].page_size = m->page_sizes[i];
-                if (asprintf(&m->totals[i].path, "/org/hugepaged1/pool/%" PRIu64 "kB", m->page_sizes[i] / 1024) < 0)
-                        return -ENOMEM;
-        }
 
         for (size_t s = 0; s < m->n_page_sizes; s++)
                 for (size_t n = 0; n < m->n_nodes; n++) {
@@ -66,7 +58,8 @@ static int manager_discover(Manager *m) {
                         m->pools[m->n_pools++] = p;
                         r = pool_read(p);
                         if (r < 0)
-                                return log_error_errno(r, "cannot read pool %s: %m", p->path);
+                                return log_error_errno(r, "cannot read %s pages on node %" PRIu32 ": %m",
+                                                       page_size_str(ps, p->page_size), p->node);
                 }
         return 0;
 }
@@ -80,7 +73,8 @@ static bool reservation_still_alive(Manager *m, Reservation *r) {
                 }
         }
         if (r->lifetime == LIFETIME_CALLER) {
-                if (!m->bus || sd_bus_get_name_creds(m->bus, r->caller, 0, NULL) < 0) {
+                if (!m->observer || !m->observer->caller_alive ||
+                    !m->observer->caller_alive(m->observer_userdata, r->caller)) {
                         log_info("releasing reservation %s: its caller %s left the bus", r->name, r->caller);
                         return false;
                 }
@@ -119,7 +113,7 @@ int manager_startup(Manager *m) {
                         reservation_free(res);
                         continue;
                 }
-                if (reservation_set_path(res) < 0 || manager_link_reservation(m, res) < 0) {
+                if (manager_link_reservation(m, res) < 0) {
                         reservation_free(res);
                         continue;
                 }
@@ -196,6 +190,11 @@ int manager_save_state(Manager *m) {
         return state_save(m);
 }
 
+void manager_set_observer(Manager *m, const ManagerObserver *o, void *userdata) {
+        m->observer = o;
+        m->observer_userdata = userdata;
+}
+
 int manager_new(sd_event *event, const char *root, const char *state_dir, Manager **ret) {
         Manager *m = calloc(1, sizeof(*m));
         int r;
@@ -228,9 +227,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         if (m->jobs_lock)
                 manager_drain_jobs(m);
-        if (m->flush_signals)
-                m->flush_signals(m);
-        sd_event_source_disable_unref(m->emit_pools_source);
+        manager_notify(m, flush);
         manager_done_jobs(m);
         for (size_t i = 0; i < m->n_reservations; i++)
                 reservation_free(m->reservations[i]);
@@ -238,9 +235,6 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++)
                 pool_free(m->pools[i]);
         free(m->pools);
-        for (size_t i = 0; i < m->n_page_sizes && m->totals; i++)
-                free(m->totals[i].path);
-        free(m->totals);
         free(m->page_sizes);
         free(m->nodes);
         sd_event_source_disable_unref(m->refresh_timer);
@@ -248,9 +242,6 @@ Manager *manager_free(Manager *m) {
         config_done(&m->config);
         free(m->state_dir);
         free(m->state_path);
-        for (size_t i = 0; i < ELEMENTSOF(m->sender_uids); i++)
-                free(m->sender_uids[i].name);
-        sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         free(m);
         return NULL;

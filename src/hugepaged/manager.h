@@ -1,23 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The Manager: pools and reservations, and the accounting between them. Knows nothing of D-Bus messages. */
+/* The Manager: pools and reservations, and the accounting between them. Knows nothing of D-Bus: what changed is
+ * told to an observer (the bus layer), which names the objects and signals the changes. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
 #include "errors.h"
 #include "kernel.h"
 
-#define SENDER_UID_CACHE_SIZE 64
-
 typedef struct Manager Manager;
 typedef struct Pool Pool;
 typedef struct Reservation Reservation;
-typedef struct PolkitRegistry PolkitRegistry;
 typedef struct Job Job;
 
 /* Pages each step of the allocation strategy won, summed over the daemon's life (the Stats* properties). */
@@ -60,7 +57,6 @@ struct Pool {
         Manager *manager;
         uint64_t page_size;
         uint32_t node;
-        char *path;
 
         NodeCounts counts;      /* as last read from the kernel */
         uint64_t known;         /* persistent pages we last set or saw; a different reading is someone else */
@@ -85,10 +81,6 @@ struct Pool {
         /* A job changes this pool's kernel count in a worker thread: the counts here are the last read, and
          * nothing else reads, adopts or settles the pool until the job finishes on the loop. */
         bool busy;
-
-        /* What the last PropertiesChanged said, so only real changes are signalled. */
-        bool emitted_valid;
-        PoolValues emitted;
 };
 
 static inline uint64_t pool_floor(const Pool *p) {
@@ -106,7 +98,6 @@ static inline uint64_t pool_persistent(const Pool *p) {
 struct Reservation {
         Manager *manager;
         char *name;
-        char *path;
         uint64_t page_size;
         uint64_t pages;
         NodePages *node_pages; /* where the pages are, ascending by node */
@@ -122,28 +113,38 @@ struct Reservation {
         Lifetime lifetime;
         uint32_t pid;
         uint64_t pid_starttime; /* guards against the pid being reused after a restart */
-        char *caller;           /* unique bus name for LIFETIME_CALLER */
+        char *caller;           /* LIFETIME_CALLER: the caller's unique bus name, as data; the bus layer tracks it */
         uint64_t created_usec;
 
         int pidfd;
         sd_event_source *pid_source;
-        sd_bus_track *track;
 
         /* Holds pages on a node that has no pool now (its memory went offline or the node went away). Derived
          * from the topology, never stored: the reservation stays on record and recovers if the node returns. */
         bool degraded;
 };
 
-typedef struct PageSizeTotals {
-        uint64_t page_size;
-        char *path;
-        bool emitted_valid;
-        PoolValues emitted;
-} PageSizeTotals;
+/* What the core tells the bus layer. Every member may be NULL; userdata is the observer's. */
+typedef struct ManagerObserver {
+        /* The pools' values or the reserved total may have changed. */
+        void (*pools_changed)(void *userdata);
+        /* Topology changes: a pool is announced once linked, and withdrawn while still linked. */
+        void (*pool_added)(void *userdata, Pool *p);
+        void (*pool_removed)(void *userdata, Pool *p);
+        void (*nodes_changed)(void *userdata);
+        void (*reservation_added)(void *userdata, Reservation *r);
+        /* r is unlinked already, and still valid during the call. */
+        void (*reservation_removed)(void *userdata, Reservation *r);
+        void (*reservation_state_changed)(void *userdata, Reservation *r);
+        /* At start-up: is the caller of a restored LIFETIME_CALLER reservation still connected? Without it, no
+         * caller is, and such reservations are released. */
+        bool (*caller_alive)(void *userdata, const char *caller);
+        /* Once, after the last job, before the manager goes: send whatever is still queued. */
+        void (*flush)(void *userdata);
+} ManagerObserver;
 
 struct Manager {
         sd_event *event;
-        sd_bus *bus;
         Kernel *kernel;
         Config config;
         char *state_dir;
@@ -154,7 +155,6 @@ struct Manager {
         uint64_t default_page_size;
         uint64_t mem_total;     /* bytes of RAM; 0 if unknown */
         bool watchdog;          /* the service manager wants WATCHDOG=1 pings */
-        PageSizeTotals *totals; /* one per page size */
         uint32_t *nodes;
         size_t n_nodes;
 
@@ -164,9 +164,6 @@ struct Manager {
         Reservation **reservations; /* sorted by name */
         size_t n_reservations;
 
-        uint64_t emitted_reserved_bytes;
-        sd_event_source *emit_pools_source; /* bus-pool.c: PropertiesChanged for the pools, coalesced */
-        uint64_t emitted_pools_usec;        /* CLOCK_MONOTONIC of the last of them; 0: never */
         sd_event_source *refresh_timer;
 
         /* Requests that touch the kernel, oldest first. A job starts when no earlier job shares a pool with it
@@ -180,30 +177,9 @@ struct Manager {
         void *jobs_lock;                 /* pthread_mutex_t, kept opaque for the users of this header */
 
         AllocStats stats;
-        /* Pending polkit checks, owned by bus-polkit.c: freed with polkit_registry_free() while the bus is
-         * still open. */
-        PolkitRegistry *polkit_registry;
-        /* Callers' uids by unique name, owned by bus-polkit.c: a connection's uid never changes and the bus
-         * never reuses a unique name, so each caller costs one round trip to the bus driver, not one per call.
-         * A small ring; the oldest entry makes room. */
-        struct {
-                char *name;
-                uid_t uid;
-        } sender_uids[SENDER_UID_CACHE_SIZE];
-        unsigned sender_uid_next;
 
-        /* Called after the core changed something, so the bus layer can signal it. May be NULL. */
-        void (*on_pools_changed)(Manager *m);
-        /* Called once, after the last job, before the bus closes: send whatever is still queued. May be NULL. */
-        void (*flush_signals)(Manager *m);
-        void (*on_reservation_added)(Manager *m, Reservation *r);
-        void (*on_reservation_removed)(Manager *m, Reservation *r);
-        /* Topology changes: a pool is announced once linked, and withdrawn while still linked. */
-        void (*on_pool_added)(Manager *m, Pool *p);
-        void (*on_pool_removed)(Manager *m, Pool *p);
-        void (*on_nodes_changed)(Manager *m);
-        void (*on_reservation_state_changed)(Manager *m, Reservation *r);
-        void (*on_stats_changed)(Manager *m);
+        const ManagerObserver *observer;
+        void *observer_userdata;
 };
 
 typedef struct NodeBytes {
@@ -227,6 +203,9 @@ typedef struct ReserveRequest {
         uid_t uid;
         const char *caller;
 } ReserveRequest;
+
+/* o (may be NULL) and userdata must outlive m. */
+void manager_set_observer(Manager *m, const ManagerObserver *o, void *userdata);
 
 int manager_new(sd_event *event, const char *root, const char *state_dir, Manager **ret);
 Manager *manager_free(Manager *m);

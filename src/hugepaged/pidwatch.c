@@ -92,8 +92,8 @@ int manager_bind_process(Manager *m, Reservation *r, uint32_t pid, HpError *erro
                 return hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
         }
 
-        /* The process owns the pages now; the bus connection that reserved them no longer matters. */
-        r->track = sd_bus_track_unref(r->track);
+        /* The process owns the pages now; the bus connection that reserved them no longer matters (the bus layer
+         * stops tracking it). */
         free(r->caller);
         r->caller = NULL;
         log_info("reservation %s bound to process %" PRIu32 " (was %s)", r->name, pid,

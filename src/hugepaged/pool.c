@@ -15,7 +15,6 @@ Pool *pool_free(Pool *p) {
         if (!p)
                 return NULL;
         sd_event_source_disable_unref(p->shrink_timer);
-        free(p->path);
         free(p);
         return NULL;
 }
@@ -25,10 +24,6 @@ int pool_new(Manager *m, uint64_t page_size, uint32_t node, Pool **ret) {
         if (!p)
                 return -ENOMEM;
         *p = (Pool) { .manager = m, .page_size = page_size, .node = node, .max_pages = UINT64_MAX };
-        if (asprintf(&p->path, "/org/hugepaged1/pool/%" PRIu64 "kB/node%" PRIu32, page_size / 1024, node) < 0) {
-                free(p);
-                return -ENOMEM;
-        }
         config_pool_limits(&m->config, page_size, node, &p->min_pages, &p->max_pages);
         config_pool_warm(&m->config, page_size, node, &p->keep_free, &p->shrink_delay_usec);
         p->adopt_spare = config_pool_adopt_spare(&m->config, page_size, node);
@@ -154,6 +149,7 @@ uint64_t manager_reserved_bytes(Manager *m) {
 }
 
 int manager_refresh(Manager *m) {
+        char ps[FORMAT_SIZE_MAX];
         int ret = 0;
 
         /* While a worker writes to the kernel, a read of another pool may wait behind it (sysfs files of one
@@ -163,7 +159,8 @@ int manager_refresh(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++) {
                 int r = pool_refresh(m->pools[i]);
                 if (r < 0 && ret == 0)
-                        ret = log_warning_errno(r, "cannot read pool %s: %m", m->pools[i]->path);
+                        ret = log_warning_errno(r, "cannot read %s pages on node %" PRIu32 ": %m",
+                                                page_size_str(ps, m->pools[i]->page_size), m->pools[i]->node);
         }
         manager_pools_changed(m);
         return ret;

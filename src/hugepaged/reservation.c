@@ -30,9 +30,7 @@ Reservation *reservation_free(Reservation *r) {
                 return NULL;
         sd_event_source_disable_unref(r->pid_source);
         safe_close(r->pidfd);
-        sd_bus_track_unref(r->track);
         free(r->name);
-        free(r->path);
         free(r->node_pages);
         free(r->req_nodes);
         free(r->req_node_pages);
@@ -102,8 +100,4 @@ void reservation_account(Manager *m, Reservation *r, bool add) {
                 else
                         p->reserved -= MIN(p->reserved, r->node_pages[i].pages);
         }
-}
-
-int reservation_set_path(Reservation *r) {
-        return sd_bus_path_encode("/org/hugepaged1/reservation", r->name, &r->path);
 }

@@ -31,8 +31,7 @@ static void manager_remove_node_pools(Manager *m, uint32_t node) {
                 Pool *p = m->pools[i - 1];
                 if (p->node != node)
                         continue;
-                if (m->on_pool_removed)
-                        m->on_pool_removed(m, p);
+                manager_notify(m, pool_removed, p);
                 memmove(m->pools + i - 1, m->pools + i, (m->n_pools - i) * sizeof(Pool *));
                 m->n_pools--;
                 pool_free(p);
@@ -62,8 +61,9 @@ static int manager_add_node_pools(Manager *m, uint32_t node) {
                 m->pools[m->n_pools++] = p;
                 r = pool_read(p);
                 if (r < 0) {
-                        log_warning_errno(r, "node %" PRIu32 " has memory, but %s cannot be read yet: %m", node,
-                                          p->path);
+                        page_size_str(ps, p->page_size);
+                        log_warning_errno(r, "node %" PRIu32 " has memory, but its %s pool cannot be read yet: %m",
+                                          node, ps);
                         goto fail;
                 }
         }
@@ -100,8 +100,8 @@ static int manager_add_node_pools(Manager *m, uint32_t node) {
                 p->known = pool_persistent(p);
                 p->range_lo = p->range_hi = p->known;
         }
-        for (size_t i = first; i < m->n_pools && m->on_pool_added; i++)
-                m->on_pool_added(m, m->pools[i]);
+        for (size_t i = first; i < m->n_pools; i++)
+                manager_notify(m, pool_added, m->pools[i]);
         /* ListPools and the state file list pools by size, then node. */
         qsort(m->pools, m->n_pools, sizeof(Pool *), pool_ptr_cmp);
         return 0;
@@ -133,8 +133,7 @@ static void reservations_update_state(Manager *m) {
                                     "there are not accounted until it returns", r->name, lost);
                 else
                         log_notice("reservation %s is active again: all its nodes have memory", r->name);
-                if (m->on_reservation_state_changed)
-                        m->on_reservation_state_changed(m, r);
+                manager_notify(m, reservation_state_changed, r);
         }
 }
 
@@ -171,8 +170,7 @@ int manager_update_topology(Manager *m) {
                 free(m->nodes);
                 m->nodes = TAKE_PTR(nodes);
                 m->n_nodes = n;
-                if (m->on_nodes_changed)
-                        m->on_nodes_changed(m);
+                manager_notify(m, nodes_changed);
                 reservations_update_state(m);
                 pools_settle_ranges(m);
                 r = state_save(m);

@@ -236,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sd_bus *server = NULL, *client = NULL;
         sd_bus_message *m = NULL;
         Manager *mgr = NULL;
+        BusContext *ctx = NULL;
         sd_id128_t id;
         char name[512];
         int fds[2] = { -1, -1 }, r;
@@ -259,8 +260,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (sd_bus_new(&client) < 0 || sd_bus_set_fd(client, fds[1], fds[1]) < 0 || sd_bus_start(client) < 0)
                 abort();
-        mgr->bus = server;
-        if (manager_startup(mgr) < 0 || bus_register(mgr) < 0)
+        if (bus_context_new_for(mgr, server, &ctx) < 0)
+                abort();
+        if (manager_startup(mgr) < 0 || bus_register(ctx) < 0)
                 abort();
 
         flags = in_u8(&in);
@@ -290,7 +292,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         sd_bus_flush_close_unref(client);
-        manager_free(mgr); /* closes the server bus */
+        manager_free(mgr);
+        bus_context_free(ctx); /* closes the server bus */
         sd_event_unref(event);
         return 0;
 }
