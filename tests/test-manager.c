@@ -82,7 +82,7 @@ static Reservation *reserve(Fixture *f, const ReserveRequest *req, HpError *e) {
 
 static Reservation *reserve_on(Fixture *f, const char *name, uint64_t page_size, uint32_t node, uint64_t bytes,
                                HpError *e) {
-        NodeBytes nb = { node, bytes };
+        NodeAmount nb = { node, bytes };
         ReserveRequest req = {
                 .name = name, .page_size = page_size, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
                 .lifetime = LIFETIME_EXPLICIT,
@@ -267,7 +267,7 @@ static void test_short_without_compaction_rolls_back(Fixture *f, gconstpointer d
 }
 
 static void test_multi_node_rollback(Fixture *f, gconstpointer data) {
-        NodeBytes nb[] = { { 0, 100 * PS2M }, { 1, 5000 * PS2M } };
+        NodeAmount nb[] = { { 0, 100 * PS2M }, { 1, 5000 * PS2M } };
         ReserveRequest req = {
                 .name = "two", .page_size = PS2M, .node_bytes = nb, .n_node_bytes = 2, .has_node_bytes = true,
                 .lifetime = LIFETIME_EXPLICIT,
@@ -298,9 +298,9 @@ static void test_flexible_nodes(Fixture *f, gconstpointer data) {
         g_assert_nonnull(r);
         g_assert_cmpuint(r->n_node_pages, ==, 2);
         g_assert_cmpuint(r->node_pages[0].node, ==, 0);
-        g_assert_cmpuint(r->node_pages[0].pages, ==, 100);
+        g_assert_cmpuint(r->node_pages[0].amount, ==, 100);
         g_assert_cmpuint(r->node_pages[1].node, ==, 1);
-        g_assert_cmpuint(r->node_pages[1].pages, ==, 50);
+        g_assert_cmpuint(r->node_pages[1].amount, ==, 50);
         g_assert_cmpuint(nr(f, 0, MB2), ==, 100);
         g_assert_cmpuint(nr(f, 1, MB2), ==, 50);
         release(f, "flex");
@@ -382,7 +382,7 @@ static void test_idempotent_and_exists(Fixture *f, gconstpointer data) {
         HpError e = {};
         Reservation *r1, *r2 = NULL;
         bool existed = false;
-        NodeBytes nb = { 0, 10 * PS2M };
+        NodeAmount nb = { 0, 10 * PS2M };
         ReserveRequest req = {
                 .name = "vm", .page_size = PS2M, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
                 .lifetime = LIFETIME_EXPLICIT,
@@ -396,7 +396,7 @@ static void test_idempotent_and_exists(Fixture *f, gconstpointer data) {
         g_assert_true(r1 == r2);
         g_assert_cmpuint(nr(f, 0, MB2), ==, 10);
 
-        nb.bytes = 11 * PS2M;
+        nb.amount = 11 * PS2M;
         g_assert_cmpint(manager_reserve(f->m, &req, &r2, &existed, &e), <, 0);
         g_assert_cmpint(e.code, ==, HP_ERROR_RESERVATION_EXISTS);
         g_assert_cmpuint(nr(f, 0, MB2), ==, 10);
@@ -404,7 +404,7 @@ static void test_idempotent_and_exists(Fixture *f, gconstpointer data) {
 
 static void test_errors(Fixture *f, gconstpointer data) {
         uint32_t bad_node = 7;
-        NodeBytes mismatch = { 0, PS2M };
+        NodeAmount mismatch = { 0, PS2M };
         struct {
                 ReserveRequest req;
                 HpErrorCode code;
@@ -481,7 +481,7 @@ static void test_restart_keeps_everything(Fixture *f, gconstpointer data) {
 
         /* A hook retrying after the restart gets the same reservation back, not a second one. */
         {
-                NodeBytes nb = { 1, PS1G };
+                NodeAmount nb = { 1, PS1G };
                 ReserveRequest req = {
                         .name = "b", .page_size = PS1G, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
                         .lifetime = LIFETIME_EXPLICIT,
@@ -582,7 +582,7 @@ static void kill_and_reap(pid_t child) {
 }
 
 static void test_pid_lifetime(Fixture *f, gconstpointer data) {
-        NodeBytes nb = { 0, 4 * PS2M };
+        NodeAmount nb = { 0, 4 * PS2M };
         ReserveRequest req = {
                 .name = "pid", .page_size = PS2M, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
                 .lifetime = LIFETIME_PID, .has_pid = true,
@@ -611,7 +611,7 @@ static void test_pid_lifetime(Fixture *f, gconstpointer data) {
 }
 
 static void test_pid_gone_across_restart(Fixture *f, gconstpointer data) {
-        NodeBytes nb = { 1, 4 * PS2M };
+        NodeAmount nb = { 1, 4 * PS2M };
         ReserveRequest req = {
                 .name = "pid", .page_size = PS2M, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
                 .lifetime = LIFETIME_PID, .has_pid = true,

@@ -69,10 +69,10 @@ static void add_pool(Fixture *f, uint64_t page_size, uint32_t node, uint64_t flo
         f->m->pools[f->m->n_pools++] = p;
 }
 
-static NodePages *node_pages_dup(const NodePages *a, size_t n) {
+static NodeAmount *node_pages_dup(const NodeAmount *a, size_t n) {
         if (n == 0)
                 return NULL;
-        NodePages *t = malloc(n * sizeof(*t));
+        NodeAmount *t = malloc(n * sizeof(*t));
         g_assert_nonnull(t);
         memcpy(t, a, n * sizeof(*t));
         return t;
@@ -112,7 +112,7 @@ static void add_three(Fixture *f) {
                 .name = "alpha",
                 .page_size = M2,
                 .pages = 30,
-                .node_pages = (NodePages[]) { { 0, 10 }, { 1, 20 } },
+                .node_pages = (NodeAmount[]) { { 0, 10 }, { 1, 20 } },
                 .n_node_pages = 2,
                 .req_nodes = (uint32_t[]) { 0, 1 },
                 .n_req_nodes = 2,
@@ -124,9 +124,9 @@ static void add_three(Fixture *f) {
                 .name = "beta.vm-1:ram@host+x",
                 .page_size = G1,
                 .pages = 4,
-                .node_pages = (NodePages[]) { { 1, 4 } },
+                .node_pages = (NodeAmount[]) { { 1, 4 } },
                 .n_node_pages = 1,
-                .req_node_pages = (NodePages[]) { { 1, 4 } },
+                .req_node_pages = (NodeAmount[]) { { 1, 4 } },
                 .n_req_node_pages = 1,
                 .uid = 107,
                 .lifetime = LIFETIME_PID,
@@ -138,7 +138,7 @@ static void add_three(Fixture *f) {
                 .name = "gamma",
                 .page_size = M2,
                 .pages = 30,
-                .node_pages = (NodePages[]) { { 0, 10 }, { 1, 20 } },
+                .node_pages = (NodeAmount[]) { { 0, 10 }, { 1, 20 } },
                 .n_node_pages = 2,
                 .uid = 4294967294U,
                 .lifetime = LIFETIME_CALLER,
@@ -154,7 +154,7 @@ static void assert_reservation_equal(const Reservation *a, const Reservation *b)
         g_assert_cmpuint(a->n_node_pages, ==, b->n_node_pages);
         for (size_t i = 0; i < a->n_node_pages; i++) {
                 g_assert_cmpuint(a->node_pages[i].node, ==, b->node_pages[i].node);
-                g_assert_cmpuint(a->node_pages[i].pages, ==, b->node_pages[i].pages);
+                g_assert_cmpuint(a->node_pages[i].amount, ==, b->node_pages[i].amount);
         }
         g_assert_cmpuint(a->n_req_nodes, ==, b->n_req_nodes);
         for (size_t i = 0; i < a->n_req_nodes; i++)
@@ -162,7 +162,7 @@ static void assert_reservation_equal(const Reservation *a, const Reservation *b)
         g_assert_cmpuint(a->n_req_node_pages, ==, b->n_req_node_pages);
         for (size_t i = 0; i < a->n_req_node_pages; i++) {
                 g_assert_cmpuint(a->req_node_pages[i].node, ==, b->req_node_pages[i].node);
-                g_assert_cmpuint(a->req_node_pages[i].pages, ==, b->req_node_pages[i].pages);
+                g_assert_cmpuint(a->req_node_pages[i].amount, ==, b->req_node_pages[i].amount);
         }
         g_assert_cmpuint(a->uid, ==, b->uid);
         g_assert_cmpint(a->lifetime, ==, b->lifetime);
@@ -322,7 +322,7 @@ static void test_round_trip_long_names(Fixture *f, gconstpointer data) {
                         .name = i == 0 ? a : i == 1 ? b : c,
                         .page_size = M2,
                         .pages = 1,
-                        .node_pages = (NodePages[]) { { 0, 1 } },
+                        .node_pages = (NodeAmount[]) { { 0, 1 } },
                         .n_node_pages = 1,
                         .lifetime = LIFETIME_EXPLICIT,
                 });

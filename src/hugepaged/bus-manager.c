@@ -20,7 +20,7 @@ typedef struct ReserveOptions {
         uint32_t *nodes;
         size_t n_nodes;
         bool has_nodes;
-        NodeBytes *node_bytes;
+        NodeAmount *node_bytes; /* (node, bytes) */
         size_t n_node_bytes;
         bool has_node_bytes;
         const char *lifetime;
@@ -105,11 +105,11 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
                                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                                  "option 'node_bytes' has more than %d entries",
                                                                  NODE_MAX);
-                                NodeBytes *t = realloc(o->node_bytes, (o->n_node_bytes + 1) * sizeof(*t));
+                                NodeAmount *t = realloc(o->node_bytes, (o->n_node_bytes + 1) * sizeof(*t));
                                 if (!t)
                                         return -ENOMEM;
                                 o->node_bytes = t;
-                                t[o->n_node_bytes++] = (NodeBytes) { node, bytes };
+                                t[o->n_node_bytes++] = (NodeAmount) { node, bytes };
                         }
                         r = sd_bus_message_exit_container(m);
                         if (r < 0)

@@ -91,7 +91,7 @@ static int property_get_node_pages(sd_bus *bus, const char *path, const char *in
         if (k < 0)
                 return k;
         for (size_t i = 0; i < r->n_node_pages; i++) {
-                k = sd_bus_message_append(reply, "(ut)", r->node_pages[i].node, r->node_pages[i].pages);
+                k = sd_bus_message_append(reply, "(ut)", r->node_pages[i].node, r->node_pages[i].amount);
                 if (k < 0)
                         return k;
         }

@@ -38,7 +38,7 @@ struct Job {
         ReserveRequest req;
         char *name, *caller;
         uint32_t *req_nodes;
-        NodeBytes *req_node_bytes;
+        NodeAmount *req_node_bytes; /* (node, bytes) */
         Plan plan;
         uint64_t bytes; /* for the limits while in flight */
 

@@ -71,7 +71,7 @@ typedef struct Plan {
         uint64_t pages;
         uint32_t *nodes;     /* nodes the pages may come from (ascending) */
         size_t n_nodes;
-        NodePages *exact;    /* node_bytes converted to pages (ascending), or NULL */
+        NodeAmount *exact;    /* node_bytes converted to pages (ascending), or NULL */
         size_t n_exact;
         uint32_t *req_nodes; /* the "nodes" option as given (sorted), empty when not given */
         size_t n_req_nodes;

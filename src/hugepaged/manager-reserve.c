@@ -46,7 +46,7 @@ static Job *reserve_job_new(Manager *m, const ReserveRequest *req, HpError *erro
         if (req->n_nodes > 0)
                 j->req_nodes = newdup(req->nodes, req->n_nodes * sizeof(uint32_t));
         if (req->n_node_bytes > 0)
-                j->req_node_bytes = newdup(req->node_bytes, req->n_node_bytes * sizeof(NodeBytes));
+                j->req_node_bytes = newdup(req->node_bytes, req->n_node_bytes * sizeof(NodeAmount));
         if (!j->name || (req->caller && !j->caller) || (req->n_nodes > 0 && !j->req_nodes) ||
             (req->n_node_bytes > 0 && !j->req_node_bytes)) {
                 job_free(j);
@@ -144,7 +144,7 @@ int reserve_prepare(Job *j) {
         need = plan->pages;
         for (size_t i = 0; i < n; i++) {
                 Pool *p = manager_find_pool(m, plan->page_size, plan->nodes[i]);
-                uint64_t want = plan->exact ? plan->exact[i].pages : need;
+                uint64_t want = plan->exact ? plan->exact[i].amount : need;
                 uint64_t spare = pool_spare(p), base = pool_floor(p) + p->reserved;
                 uint64_t cap = p->max_pages > base ? p->max_pages - base : 0;
 
@@ -157,7 +157,7 @@ int reserve_prepare(Job *j) {
                 j->pw[i].spare = MIN(spare, want);
                 j->pw[i].base = base + j->pw[i].spare;
                 if (plan->exact)
-                        j->pw[i].exact = plan->exact[i].pages;
+                        j->pw[i].exact = plan->exact[i].amount;
                 headroom += cap;
                 if (!plan->exact)
                         need -= j->pw[i].spare;
@@ -180,7 +180,7 @@ int reserve_prepare(Job *j) {
          * work from someone else's change. */
         for (size_t i = 0; i < n; i++) {
                 Pool *p = manager_find_pool(m, plan->page_size, plan->nodes[i]);
-                uint64_t want = plan->exact ? plan->exact[i].pages : plan->pages;
+                uint64_t want = plan->exact ? plan->exact[i].amount : plan->pages;
                 p->range_hi = MAX(p->range_hi, MIN(pool_floor(p) + p->reserved + want, p->max_pages));
                 p->range_hi = MAX(p->range_hi, j->pw[i].before);
         }
@@ -269,20 +269,20 @@ void reserve_finish(Job *j) {
         for (size_t i = 0; i < j->n_pw; i++) {
                 uint64_t take = j->pw[i].spare + j->pw[i].got;
                 if (take > 0) {
-                        NodePages *t = realloc(r->node_pages, (r->n_node_pages + 1) * sizeof(*t));
+                        NodeAmount *t = realloc(r->node_pages, (r->n_node_pages + 1) * sizeof(*t));
                         if (!t)
                                 goto oom;
                         r->node_pages = t;
-                        t[r->n_node_pages++] = (NodePages) { j->pw[i].node, take };
+                        t[r->n_node_pages++] = (NodeAmount) { j->pw[i].node, take };
                 }
         }
         r->req_nodes = TAKE_PTR(plan->req_nodes);
         r->n_req_nodes = plan->n_req_nodes;
         if (plan->exact) {
-                r->req_node_pages = malloc(plan->n_exact * sizeof(NodePages));
+                r->req_node_pages = malloc(plan->n_exact * sizeof(NodeAmount));
                 if (!r->req_node_pages)
                         goto oom;
-                memcpy(r->req_node_pages, plan->exact, plan->n_exact * sizeof(NodePages));
+                memcpy(r->req_node_pages, plan->exact, plan->n_exact * sizeof(NodeAmount));
                 r->n_req_node_pages = plan->n_exact;
         }
         if (r->lifetime == LIFETIME_PID) {

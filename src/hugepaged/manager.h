@@ -11,6 +11,7 @@
 #include "config.h"
 #include "errors.h"
 #include "kernel.h"
+#include "util.h"
 
 typedef struct Manager Manager;
 typedef struct Pool Pool;
@@ -39,11 +40,6 @@ typedef enum Lifetime {
 
 const char *lifetime_to_string(Lifetime l);
 Lifetime lifetime_from_string(const char *s);
-
-typedef struct NodePages {
-        uint32_t node;
-        uint64_t pages;
-} NodePages;
 
 /* What a pool shows (its D-Bus properties), or the sums over a page size's pools. */
 typedef struct PoolValues {
@@ -100,13 +96,13 @@ struct Reservation {
         char *name;
         uint64_t page_size;
         uint64_t pages;
-        NodePages *node_pages; /* where the pages are, ascending by node */
+        NodeAmount *node_pages; /* (node, pages): where the pages are, ascending by node */
         size_t n_node_pages;
 
         /* The request as given, so a retry with the same parameters is recognised. */
         uint32_t *req_nodes;
         size_t n_req_nodes;
-        NodePages *req_node_pages;
+        NodeAmount *req_node_pages; /* (node, pages): node_bytes as given, converted to pages */
         size_t n_req_node_pages;
 
         uid_t uid;
@@ -182,11 +178,6 @@ struct Manager {
         void *observer_userdata;
 };
 
-typedef struct NodeBytes {
-        uint32_t node;
-        uint64_t bytes;
-} NodeBytes;
-
 typedef struct ReserveRequest {
         const char *name;
         uint64_t page_size; /* 0: the kernel's default */
@@ -194,7 +185,7 @@ typedef struct ReserveRequest {
         const uint32_t *nodes;
         size_t n_nodes;
         bool has_nodes;
-        const NodeBytes *node_bytes;
+        const NodeAmount *node_bytes; /* (node, bytes) */
         size_t n_node_bytes;
         bool has_node_bytes;
         Lifetime lifetime;

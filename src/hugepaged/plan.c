@@ -19,7 +19,7 @@ void plan_done(Plan *p) {
 }
 
 static int node_pages_cmp(const void *a, const void *b) {
-        const NodePages *x = a, *y = b;
+        const NodeAmount *x = a, *y = b;
         return x->node < y->node ? -1 : x->node > y->node;
 }
 static int u32_cmp(const void *a, const void *b) {
@@ -66,21 +66,21 @@ int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error
                 uint64_t sum = 0;
                 if (req->n_node_bytes == 0)
                         return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'node_bytes' is empty");
-                plan->exact = calloc(req->n_node_bytes, sizeof(NodePages));
+                plan->exact = calloc(req->n_node_bytes, sizeof(NodeAmount));
                 if (!plan->exact)
                         return -ENOMEM;
                 for (size_t i = 0; i < req->n_node_bytes; i++) {
-                        const NodeBytes *nb = &req->node_bytes[i];
-                        if (nb->bytes == 0)
+                        const NodeAmount *nb = &req->node_bytes[i];
+                        if (nb->amount == 0)
                                 return hp_error_set(error, HP_ERROR_INVALID_ARGS,
                                                     "'node_bytes' asks for 0 bytes on node %" PRIu32, nb->node);
-                        if (nb->bytes > UINT64_MAX - sum)
+                        if (nb->amount > UINT64_MAX - sum)
                                 return hp_error_set(error, HP_ERROR_INVALID_ARGS, "'node_bytes' adds up to more than 2^64 bytes");
-                        sum += nb->bytes;
-                        plan->exact[i] = (NodePages) { nb->node, bytes_to_pages(nb->bytes, plan->page_size) };
+                        sum += nb->amount;
+                        plan->exact[i] = (NodeAmount) { nb->node, bytes_to_pages(nb->amount, plan->page_size) };
                 }
                 plan->n_exact = req->n_node_bytes;
-                qsort(plan->exact, plan->n_exact, sizeof(NodePages), node_pages_cmp);
+                qsort(plan->exact, plan->n_exact, sizeof(NodeAmount), node_pages_cmp);
                 for (size_t i = 0; i < plan->n_exact; i++) {
                         if (i > 0 && plan->exact[i].node == plan->exact[i - 1].node)
                                 return hp_error_set(error, HP_ERROR_INVALID_ARGS,
@@ -88,7 +88,7 @@ int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error
                         if (!manager_has_node(m, plan->exact[i].node))
                                 return hp_error_set(error, HP_ERROR_NO_SUCH_NODE,
                                                     "node %" PRIu32 " does not exist or has no memory", plan->exact[i].node);
-                        plan->pages += plan->exact[i].pages;
+                        plan->pages += plan->exact[i].amount;
                 }
                 if (req->bytes != 0 && req->bytes != sum)
                         return hp_error_set(error, HP_ERROR_INVALID_ARGS,
@@ -149,12 +149,12 @@ bool reservation_matches(const Reservation *r, const Plan *plan, const ReserveRe
         if (r->n_req_nodes != plan->n_req_nodes ||
             (plan->n_req_nodes > 0 && memcmp(r->req_nodes, plan->req_nodes, plan->n_req_nodes * sizeof(uint32_t)) != 0))
                 return false;
-        /* Field by field: NodePages has padding, which memcmp would compare too. */
+        /* Field by field: NodeAmount has padding, which memcmp would compare too. */
         if (r->n_req_node_pages != plan->n_exact)
                 return false;
         for (size_t i = 0; i < plan->n_exact; i++)
                 if (r->req_node_pages[i].node != plan->exact[i].node ||
-                    r->req_node_pages[i].pages != plan->exact[i].pages)
+                    r->req_node_pages[i].amount != plan->exact[i].amount)
                         return false;
         return true;
 }

@@ -96,8 +96,8 @@ void reservation_account(Manager *m, Reservation *r, bool add) {
                 if (!p)
                         continue;
                 if (add)
-                        p->reserved += r->node_pages[i].pages;
+                        p->reserved += r->node_pages[i].amount;
                 else
-                        p->reserved -= MIN(p->reserved, r->node_pages[i].pages);
+                        p->reserved -= MIN(p->reserved, r->node_pages[i].amount);
         }
 }

@@ -58,17 +58,17 @@ enum {
         POOL_KEYS_ALL = POOL_KEY_FLOOR | POOL_KEY_LOW | POOL_KEY_HIGH,
 };
 
-static int node_pages_add(NodePages **a, size_t *n, uint32_t node, uint64_t pages) {
+static int node_pages_add(NodeAmount **a, size_t *n, uint32_t node, uint64_t pages) {
         if (*n >= NODE_MAX)
                 return -E2BIG;
         for (size_t i = 0; i < *n; i++)
                 if ((*a)[i].node == node)
                         return -EEXIST;
-        NodePages *t = realloc(*a, (*n + 1) * sizeof(*t));
+        NodeAmount *t = realloc(*a, (*n + 1) * sizeof(*t));
         if (!t)
                 return -ENOMEM;
         *a = t;
-        (*a)[(*n)++] = (NodePages) { node, pages };
+        (*a)[(*n)++] = (NodeAmount) { node, pages };
         return 0;
 }
 
@@ -87,9 +87,9 @@ static bool reservation_complete(Reservation *r) {
         if (!r->name || r->page_size == 0 || r->pages == 0 || r->n_node_pages == 0 || r->lifetime < 0)
                 return false;
         for (size_t i = 0; i < r->n_node_pages; i++) {
-                if (r->node_pages[i].pages > UINT64_MAX - sum)
+                if (r->node_pages[i].amount > UINT64_MAX - sum)
                         return false;
-                sum += r->node_pages[i].pages;
+                sum += r->node_pages[i].amount;
         }
         if (sum != r->pages)
                 return false;
@@ -416,12 +416,12 @@ static void write_reservation(FILE *f, const Reservation *r) {
                 fprintf(f, "Caller=%s\n", r->caller);
         fprintf(f, "CreatedUSec=%" PRIu64 "\n", r->created_usec);
         for (size_t i = 0; i < r->n_node_pages; i++)
-                fprintf(f, "Node=%" PRIu32 " %" PRIu64 "\n", r->node_pages[i].node, r->node_pages[i].pages);
+                fprintf(f, "Node=%" PRIu32 " %" PRIu64 "\n", r->node_pages[i].node, r->node_pages[i].amount);
         for (size_t i = 0; i < r->n_req_nodes; i++)
                 fprintf(f, "RequestNode=%" PRIu32 "\n", r->req_nodes[i]);
         for (size_t i = 0; i < r->n_req_node_pages; i++)
                 fprintf(f, "RequestNodePages=%" PRIu32 " %" PRIu64 "\n", r->req_node_pages[i].node,
-                        r->req_node_pages[i].pages);
+                        r->req_node_pages[i].amount);
 }
 
 int state_save(Manager *m) {

@@ -80,7 +80,7 @@ static int manager_add_node_pools(Manager *m, uint32_t node) {
                                 continue;
                         for (size_t k = 0; k < res->n_node_pages; k++)
                                 if (res->node_pages[k].node == node)
-                                        p->reserved += res->node_pages[k].pages;
+                                        p->reserved += res->node_pages[k].amount;
                 }
                 pool_adopt(p, persistent);
                 p->known = persistent;

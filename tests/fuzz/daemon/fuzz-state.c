@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (!reservation_name_is_valid(r->name) || r->n_node_pages == 0)
                                 abort();
                         for (size_t j = 0; j < r->n_node_pages; j++)
-                                sum += r->node_pages[j].pages;
+                                sum += r->node_pages[j].amount;
                         if (sum != r->pages)
                                 abort();
                 }
