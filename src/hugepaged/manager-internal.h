@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "manager.h"
+#include "state.h"
 #include "util.h"
 
 static inline void *newdup(const void *p, size_t size) {
@@ -48,6 +49,10 @@ void pool_convert_adopted(Pool *p);
 int manager_link_reservation(Manager *m, Reservation *r);
 void manager_unlink_reservation(Manager *m, Reservation *r);
 void reservation_account(Manager *m, Reservation *r, bool add);
+/* The state file's record of r, borrowing r's data. */
+void reservation_to_record(const Reservation *r, StateReservation *ret);
+/* A reservation of m made from rec, whose data it takes over. */
+int reservation_from_record(Manager *m, StateReservation *rec, Reservation **ret);
 
 /* What a worker needs to change one pool: copies, never the Pool itself, which the loop may show or free. */
 typedef struct AllocParams {

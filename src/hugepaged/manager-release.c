@@ -8,7 +8,6 @@
 #include "log.h"
 #include "macro.h"
 #include "job-queue.h"
-#include "state.h"
 #include "util.h"
 
 static int on_shrink_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -93,7 +92,7 @@ int shrink_prepare(Job *j) {
         }
         if (!any)
                 return 0;
-        k = state_save(m);
+        k = manager_save_state(m);
         if (k < 0)
                 return j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s",
                                                 strerror(-k));
@@ -112,7 +111,7 @@ void shrink_finish(Job *j) {
                                  "their user lets go", page_size_str(ps, p->page_size), p->node, p->counts.surplus);
         }
         pools_settle_ranges(m);
-        (void) state_save(m);
+        (void) manager_save_state(m);
         manager_pools_changed(m);
         if (j->done)
                 j->done(m, j->result < 0 ? j->result : 0, NULL, false, &j->error, j->userdata);
@@ -152,7 +151,7 @@ static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes,
                                 nodes[n++] = p->node;
                 }
         }
-        k = state_save(m);
+        k = manager_save_state(m);
         if (k < 0) {
                 /* Nothing changed yet: keep the reservation, and say so. */
                 manager_link_reservation(m, r);

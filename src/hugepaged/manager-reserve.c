@@ -11,7 +11,6 @@
 #include "log.h"
 #include "macro.h"
 #include "job-queue.h"
-#include "state.h"
 #include "util.h"
 
 static int reserve_check(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error) {
@@ -184,7 +183,7 @@ int reserve_prepare(Job *j) {
                 p->range_hi = MAX(p->range_hi, MIN(pool_floor(p) + p->reserved + want, p->max_pages));
                 p->range_hi = MAX(p->range_hi, j->pw[i].before);
         }
-        k = state_save(m);
+        k = manager_save_state(m);
         if (k < 0)
                 return j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s",
                                                 strerror(-k));
@@ -301,7 +300,7 @@ void reserve_finish(Job *j) {
         pools_settle_ranges(m);
 
         /* The reply promises the reservation exists: it must be on disk first. */
-        k = state_save(m);
+        k = manager_save_state(m);
         if (k < 0) {
                 reservation_account(m, r, false);
                 manager_unlink_reservation(m, r);
@@ -326,7 +325,7 @@ settle:
         reserve_hint_adopted_floor(j);
         if (j->n_pw > 0) {
                 pools_settle_ranges(m);
-                (void) state_save(m);
+                (void) manager_save_state(m);
                 manager_pools_changed(m);
         }
         if (j->done)

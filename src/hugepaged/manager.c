@@ -96,11 +96,13 @@ int manager_startup(Manager *m) {
                 return r;
 
         for (size_t i = 0; i < state.n_reservations; i++) {
-                Reservation *res = state.reservations[i];
-                bool ok = manager_has_page_size(m, res->page_size);
+                Reservation *res;
+                bool ok;
 
-                state.reservations[i] = NULL;
-                res->manager = m;
+                r = reservation_from_record(m, state.reservations[i], &res);
+                if (r < 0)
+                        return log_error_errno(r, "cannot restore reservation %s: %m", state.reservations[i]->name);
+                ok = manager_has_page_size(m, res->page_size);
                 for (size_t j = 0; ok && j < res->n_node_pages; j++)
                         if (!manager_find_pool(m, res->page_size, res->node_pages[j].node)) {
                                 log_warning("reservation %s holds pages on node %" PRIu32 ", which has no pool now; "
@@ -178,7 +180,7 @@ int manager_startup(Manager *m) {
         }
         pools_settle_ranges(m);
 
-        r = state_save(m);
+        r = manager_save_state(m);
         if (r < 0)
                 return r;
         log_info("%zu page sizes, %zu nodes, %zu reservations restored", m->n_page_sizes, m->n_nodes,
@@ -186,8 +188,35 @@ int manager_startup(Manager *m) {
         return 0;
 }
 
+/* The file is written from records that borrow the pools' and the reservations' data: no copies. */
 int manager_save_state(Manager *m) {
-        return state_save(m);
+        _cleanup_free_ StatePool *pools = calloc(m->n_pools + 1, sizeof(StatePool));
+        _cleanup_free_ StateReservation *records = calloc(m->n_reservations + 1, sizeof(StateReservation));
+        _cleanup_free_ StateReservation **reservations = calloc(m->n_reservations + 1, sizeof(StateReservation *));
+
+        if (!pools || !records || !reservations)
+                return log_error_errno(ENOMEM, "cannot write state file %s: %m", m->state_path);
+        for (size_t i = 0; i < m->n_pools; i++) {
+                const Pool *p = m->pools[i];
+                pools[i] = (StatePool) {
+                        .page_size = p->page_size,
+                        .node = p->node,
+                        .floor_adopted = p->floor_adopted,
+                        .spare_adopted = p->spare_adopted,
+                        .range_lo = p->range_lo,
+                        .range_hi = p->range_hi,
+                };
+        }
+        for (size_t i = 0; i < m->n_reservations; i++) {
+                reservation_to_record(m->reservations[i], &records[i]);
+                reservations[i] = &records[i];
+        }
+        return state_save(m->state_dir, m->state_path, &(const State) {
+                .pools = pools,
+                .n_pools = m->n_pools,
+                .reservations = reservations,
+                .n_reservations = m->n_reservations,
+        });
 }
 
 void manager_set_observer(Manager *m, const ManagerObserver *o, void *userdata) {

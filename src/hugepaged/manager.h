@@ -11,6 +11,7 @@
 #include "config.h"
 #include "errors.h"
 #include "kernel.h"
+#include "lifetime.h"
 #include "util.h"
 
 typedef struct Manager Manager;
@@ -29,17 +30,6 @@ typedef struct AllocStats {
 /* Completion of an asynchronous request, called on the event loop. r < 0: failed, e says why (e->code may be
  * HP_OK for a plain errno). res is NULL unless a Reserve succeeded. r == -ECANCELED: the daemon is going away. */
 typedef void (*ManagerDone)(Manager *m, int r, Reservation *res, bool existed, const HpError *e, void *userdata);
-
-typedef enum Lifetime {
-        LIFETIME_EXPLICIT,
-        LIFETIME_CALLER,
-        LIFETIME_PID,
-        _LIFETIME_MAX,
-        _LIFETIME_INVALID = -1,
-} Lifetime;
-
-const char *lifetime_to_string(Lifetime l);
-Lifetime lifetime_from_string(const char *s);
 
 /* What a pool shows (its D-Bus properties), or the sums over a page size's pools. */
 typedef struct PoolValues {
@@ -239,6 +229,7 @@ int manager_release_async(Manager *m, Reservation *r, ManagerDone done, void *us
 /* Number of jobs queued or running. */
 size_t manager_jobs_pending(Manager *m);
 
+/* Writes the state file from a snapshot of the pools and reservations; logs its errors. */
 int manager_save_state(Manager *m);
 
 Reservation *reservation_free(Reservation *r);

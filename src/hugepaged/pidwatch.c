@@ -12,7 +12,6 @@
 #include "macro.h"
 #include "manager-internal.h"
 #include "proc.h"
-#include "state.h"
 #include "util.h"
 
 static int on_pid_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -80,7 +79,7 @@ int manager_bind_process(Manager *m, Reservation *r, uint32_t pid, HpError *erro
         r->lifetime = LIFETIME_PID;
 
         /* The binding is a promise that the pages come back when the process goes: on disk before the reply. */
-        k = state_save(m);
+        k = manager_save_state(m);
         if (k < 0) {
                 r->lifetime = old_lifetime;
                 r->pid = old_pid;

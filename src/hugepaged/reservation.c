@@ -101,3 +101,51 @@ void reservation_account(Manager *m, Reservation *r, bool add) {
                         p->reserved -= MIN(p->reserved, r->node_pages[i].amount);
         }
 }
+
+void reservation_to_record(const Reservation *r, StateReservation *ret) {
+        *ret = (StateReservation) {
+                .name = r->name,
+                .page_size = r->page_size,
+                .pages = r->pages,
+                .node_pages = r->node_pages,
+                .n_node_pages = r->n_node_pages,
+                .req_nodes = r->req_nodes,
+                .n_req_nodes = r->n_req_nodes,
+                .req_node_pages = r->req_node_pages,
+                .n_req_node_pages = r->n_req_node_pages,
+                .uid = r->uid,
+                .lifetime = r->lifetime,
+                .pid = r->pid,
+                .pid_starttime = r->pid_starttime,
+                .caller = r->caller,
+                .created_usec = r->created_usec,
+        };
+}
+
+int reservation_from_record(Manager *m, StateReservation *rec, Reservation **ret) {
+        Reservation *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        *r = (Reservation) {
+                .manager = m,
+                .name = TAKE_PTR(rec->name),
+                .page_size = rec->page_size,
+                .pages = rec->pages,
+                .node_pages = TAKE_PTR(rec->node_pages),
+                .n_node_pages = rec->n_node_pages,
+                .req_nodes = TAKE_PTR(rec->req_nodes),
+                .n_req_nodes = rec->n_req_nodes,
+                .req_node_pages = TAKE_PTR(rec->req_node_pages),
+                .n_req_node_pages = rec->n_req_node_pages,
+                .uid = rec->uid,
+                .lifetime = rec->lifetime,
+                .pid = rec->pid,
+                .pid_starttime = rec->pid_starttime,
+                .caller = TAKE_PTR(rec->caller),
+                .created_usec = rec->created_usec,
+                .pidfd = -EBADF,
+        };
+        *ret = r;
+        return 0;
+}

@@ -23,9 +23,21 @@
 #define STATE_VERSION 1
 #define STATE_POOLS_MAX (64 * NODE_MAX)
 
+StateReservation *state_reservation_free(StateReservation *r) {
+        if (!r)
+                return NULL;
+        free(r->name);
+        free(r->node_pages);
+        free(r->req_nodes);
+        free(r->req_node_pages);
+        free(r->caller);
+        free(r);
+        return NULL;
+}
+
 void state_done(State *s) {
         for (size_t i = 0; i < s->n_reservations; i++)
-                reservation_free(s->reservations[i]);
+                state_reservation_free(s->reservations[i]);
         free(s->reservations);
         free(s->pools);
         *s = (State) {};
@@ -37,7 +49,7 @@ typedef struct LoadContext {
         FILE *f;
         bool version_ok;
         unsigned bad;
-        Reservation *cur;       /* the reservation whose section is open */
+        StateReservation *cur;  /* the reservation whose section is open */
         StatePool *cur_pool;    /* the pool whose section is open, the last of state->pools */
         unsigned cur_pool_keys; /* POOL_KEY_* seen in it */
         bool cur_bad;
@@ -82,7 +94,7 @@ static int parse_node_pages(const char *value, uint32_t *ret_node, uint64_t *ret
 }
 
 /* Validates a finished reservation section; the caller owns what it keeps. */
-static bool reservation_complete(Reservation *r) {
+static bool reservation_complete(const StateReservation *r) {
         uint64_t sum = 0;
         if (!r->name || r->page_size == 0 || r->pages == 0 || r->n_node_pages == 0 || r->lifetime < 0)
                 return false;
@@ -119,7 +131,7 @@ static void finish_pool(LoadContext *ctx) {
 }
 
 static void finish_section(LoadContext *ctx) {
-        Reservation *r = TAKE_PTR(ctx->cur);
+        StateReservation *r = TAKE_PTR(ctx->cur);
         finish_pool(ctx);
         if (!r)
                 return;
@@ -127,17 +139,17 @@ static void finish_section(LoadContext *ctx) {
                 log_warning("%s: reservation %s is incomplete or invalid, dropping it", ctx->path,
                             r->name ? r->name : "(unnamed)");
                 ctx->bad++;
-                reservation_free(r);
+                state_reservation_free(r);
                 return;
         }
         /* Names seen twice are dropped after the parse, in drop_duplicates(): checking here would be
          * quadratic, and 10,000 reservations must load in milliseconds. */
         if (ctx->state->n_reservations == ctx->allocated) {
                 size_t a = MAX(ctx->allocated * 2, (size_t) 64);
-                Reservation **t = reallocarray(ctx->state->reservations, a, sizeof(*t));
+                StateReservation **t = reallocarray(ctx->state->reservations, a, sizeof(*t));
                 if (!t) {
                         ctx->bad++;
-                        reservation_free(r);
+                        state_reservation_free(r);
                         return;
                 }
                 ctx->state->reservations = t;
@@ -147,7 +159,7 @@ static void finish_section(LoadContext *ctx) {
 }
 
 typedef struct Loaded {
-        Reservation *r;
+        StateReservation *r;
         size_t index; /* position in the file: qsort() is not stable, and the first of two copies is kept */
 } Loaded;
 
@@ -175,7 +187,7 @@ static int drop_duplicates(LoadContext *ctx) {
                 if (n > 0 && streq(s->reservations[n - 1]->name, v[i].r->name)) {
                         log_warning("%s: reservation %s appears twice, dropping the second", ctx->path, v[i].r->name);
                         ctx->bad++;
-                        reservation_free(v[i].r);
+                        state_reservation_free(v[i].r);
                         continue;
                 }
                 s->reservations[n++] = v[i].r;
@@ -217,10 +229,9 @@ static int load_handler(void *user, const char *inih_section, const char *name, 
                 ctx->cur_pool_keys = 0;
 
                 if (strncmp(section, "Reservation ", 12) == 0) {
-                        Reservation *r = calloc(1, sizeof(*r));
+                        StateReservation *r = calloc(1, sizeof(*r));
                         if (!r)
                                 return 0;
-                        r->pidfd = -EBADF;
                         r->lifetime = _LIFETIME_INVALID;
                         ctx->cur = r;
                         if (!reservation_name_is_valid(section + 12)) {
@@ -285,7 +296,7 @@ static int load_handler(void *user, const char *inih_section, const char *name, 
                 return 1;
         }
 
-        Reservation *r = ctx->cur;
+        StateReservation *r = ctx->cur;
         if (!r || ctx->cur_bad)
                 return 0;
 
@@ -407,7 +418,7 @@ int state_load(const char *path, State *ret) {
         return 0;
 }
 
-static void write_reservation(FILE *f, const Reservation *r) {
+static void write_reservation(FILE *f, const StateReservation *r) {
         fprintf(f, "\n[Reservation %s]\nPageSize=%" PRIu64 "\nPages=%" PRIu64 "\nLifetime=%s\nOwnerUID=%u\n", r->name,
                 r->page_size, r->pages, lifetime_to_string(r->lifetime), (unsigned) r->uid);
         if (r->lifetime == LIFETIME_PID)
@@ -424,17 +435,17 @@ static void write_reservation(FILE *f, const Reservation *r) {
                         r->req_node_pages[i].amount);
 }
 
-int state_save(Manager *m) {
+int state_save(const char *dir, const char *path, const State *snapshot) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int dfd = -EBADF;
         FILE *f;
         int fd, r;
 
-        if (asprintf(&tmp, "%s/.state.XXXXXX", m->state_dir) < 0)
+        if (asprintf(&tmp, "%s/.state.XXXXXX", dir) < 0)
                 return -ENOMEM;
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
-                return log_error_errno(errno, "cannot create a temporary state file in %s: %m", m->state_dir);
+                return log_error_errno(errno, "cannot create a temporary state file in %s: %m", dir);
         f = fdopen(fd, "w");
         if (!f) {
                 r = negative_errno();
@@ -444,16 +455,16 @@ int state_save(Manager *m) {
 
         fprintf(f, "# hugepaged state: written by the daemon, do not edit while it runs\n[State]\nVersion=%d\n",
                 STATE_VERSION);
-        for (size_t i = 0; i < m->n_pools; i++) {
-                const Pool *p = m->pools[i];
+        for (size_t i = 0; i < snapshot->n_pools; i++) {
+                const StatePool *p = &snapshot->pools[i];
                 fprintf(f, "\n[Pool %" PRIu64 " %" PRIu32 "]\nFloor=%" PRIu64 "\nLow=%" PRIu64 "\nHigh=%" PRIu64 "\n",
                         p->page_size, p->node, p->floor_adopted, p->range_lo, p->range_hi);
                 /* Only when there is any, so a file without Adopt=spare stays readable by older versions. */
                 if (p->spare_adopted > 0)
                         fprintf(f, "Spare=%" PRIu64 "\n", p->spare_adopted);
         }
-        for (size_t i = 0; i < m->n_reservations; i++)
-                write_reservation(f, m->reservations[i]);
+        for (size_t i = 0; i < snapshot->n_reservations; i++)
+                write_reservation(f, snapshot->reservations[i]);
 
         if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
                 r = negative_errno();
@@ -464,17 +475,17 @@ int state_save(Manager *m) {
                 r = negative_errno();
                 goto fail;
         }
-        if (rename(tmp, m->state_path) < 0) {
+        if (rename(tmp, path) < 0) {
                 r = negative_errno();
                 goto fail;
         }
         /* The rename itself must reach the disk before we tell anyone it happened. */
-        dfd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0)
                 (void) fsync(dfd);
         return 0;
 
 fail:
         (void) unlink(tmp);
-        return log_error_errno(r, "cannot write state file %s: %m", m->state_path);
+        return log_error_errno(r, "cannot write state file %s: %m", path);
 }

@@ -8,7 +8,6 @@
 #include "log.h"
 #include "macro.h"
 #include "manager-internal.h"
-#include "state.h"
 #include "util.h"
 
 static bool nodes_contain(const uint32_t *nodes, size_t n, uint32_t node) {
@@ -173,7 +172,7 @@ int manager_update_topology(Manager *m) {
                 manager_notify(m, nodes_changed);
                 reservations_update_state(m);
                 pools_settle_ranges(m);
-                r = state_save(m);
+                r = manager_save_state(m);
                 if (r < 0)
                         log_warning_errno(r, "cannot write the state file after a topology change: %m");
         }

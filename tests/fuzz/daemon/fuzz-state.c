@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (s.pools[i].range_lo > s.pools[i].range_hi || s.pools[i].node >= NODE_MAX)
                                 abort();
                 for (size_t i = 0; i < s.n_reservations; i++) {
-                        Reservation *r = s.reservations[i];
+                        StateReservation *r = s.reservations[i];
                         uint64_t sum = 0;
                         if (!reservation_name_is_valid(r->name) || r->n_node_pages == 0)
                                 abort();
