@@ -117,9 +117,10 @@ void shrink_finish(Job *j) {
                 j->done(m, j->result < 0 ? j->result : 0, NULL, false, &j->error, j->userdata);
 }
 
-/* The loop part of a release: the reservation is gone, on disk, before this returns. The nodes whose pool
- * should shrink now are returned; the others keep the pages as spare for their delay. */
-static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes, size_t *ret_n, HpError *error) {
+/* The loop part of a release: the reservation is gone, on disk, and freed before this returns. The nodes whose
+ * pool should shrink now are returned; the others keep the pages as spare for their delay. */
+static int release_bookkeeping(Manager *m, Reservation *r, uint64_t *ret_page_size, uint32_t **ret_nodes,
+                               size_t *ret_n, HpError *error) {
         _cleanup_free_ uint32_t *nodes = NULL;
         char ps[FORMAT_SIZE_MAX];
         size_t n = 0;
@@ -168,6 +169,8 @@ static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes,
         log_info("released %s: %" PRIu64 " %s pages%s", r->name, r->pages, page_size_str(ps, r->page_size),
                  n < r->n_node_pages ? ", kept as spare for now" : "");
         manager_notify(m, reservation_removed, r);
+        *ret_page_size = r->page_size;
+        reservation_free(r);
         *ret_nodes = TAKE_PTR(nodes);
         *ret_n = n;
         return 0;
@@ -175,15 +178,14 @@ static int release_bookkeeping(Manager *m, Reservation *r, uint32_t **ret_nodes,
 
 int manager_release_async(Manager *m, Reservation *r, ManagerDone done, void *userdata, HpError *error) {
         _cleanup_free_ uint32_t *nodes = NULL;
-        uint64_t page_size = r->page_size;
+        uint64_t page_size;
         size_t n;
         Job *j;
         int k;
 
-        k = release_bookkeeping(m, r, &nodes, &n, error);
+        k = release_bookkeeping(m, r, &page_size, &nodes, &n, error);
         if (k < 0)
                 return k;
-        reservation_free(r);
         if (n == 0) {
                 pools_settle_ranges(m);
                 manager_pools_changed(m);
@@ -208,15 +210,14 @@ int manager_release_async(Manager *m, Reservation *r, ManagerDone done, void *us
 int manager_release(Manager *m, Reservation *r, HpError *error) {
         _cleanup_free_ uint32_t *nodes = NULL;
         SyncResult s = {};
-        uint64_t page_size = r->page_size;
+        uint64_t page_size;
         size_t n;
         Job *j;
         int k;
 
-        k = release_bookkeeping(m, r, &nodes, &n, error);
+        k = release_bookkeeping(m, r, &page_size, &nodes, &n, error);
         if (k < 0)
                 return k;
-        reservation_free(r);
         j = shrink_job_new(m, page_size, nodes, n);
         if (!j)
                 return hp_error_set(error, HP_ERROR_FAILED, "out of memory");

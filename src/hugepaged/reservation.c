@@ -26,15 +26,14 @@ Lifetime lifetime_from_string(const char *s) {
 }
 
 Reservation *reservation_free(Reservation *r) {
+        StateReservation persisted;
+
         if (!r)
                 return NULL;
         sd_event_source_disable_unref(r->pid_source);
         safe_close(r->pidfd);
-        free(r->name);
-        free(r->node_pages);
-        free(r->req_nodes);
-        free(r->req_node_pages);
-        free(r->caller);
+        reservation_to_record(r, &persisted);
+        state_reservation_done(&persisted);
         free(r);
         return NULL;
 }

@@ -23,14 +23,18 @@
 #define STATE_VERSION 1
 #define STATE_POOLS_MAX (64 * NODE_MAX)
 
-StateReservation *state_reservation_free(StateReservation *r) {
-        if (!r)
-                return NULL;
+void state_reservation_done(StateReservation *r) {
         free(r->name);
         free(r->node_pages);
         free(r->req_nodes);
         free(r->req_node_pages);
         free(r->caller);
+}
+
+StateReservation *state_reservation_free(StateReservation *r) {
+        if (!r)
+                return NULL;
+        state_reservation_done(r);
         free(r);
         return NULL;
 }

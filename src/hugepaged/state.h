@@ -38,6 +38,8 @@ typedef struct StateReservation {
         uint64_t created_usec;
 } StateReservation;
 
+/* Frees what r holds (a Reservation frees its persisted data this way too), or r as well. */
+void state_reservation_done(StateReservation *r);
 StateReservation *state_reservation_free(StateReservation *r);
 
 typedef struct State {
