@@ -91,8 +91,8 @@ int bus_context_new(Manager *m, sd_event *event, BusContext **ret) {
 BusContext *bus_context_free(BusContext *c) {
         if (!c)
                 return NULL;
-        if (c->manager && c->manager->observer_userdata == c)
-                manager_set_observer(c->manager, NULL, NULL);
+        /* The manager is gone already (it sends its last signals through c as it goes): c->manager is not
+         * touched here. */
         /* Before the bus goes: pending checks hold slots and tracks on it. */
         c->polkit_registry = polkit_registry_free(c->polkit_registry);
         bus_reservation_untrack_all(c);
