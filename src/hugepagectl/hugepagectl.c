@@ -17,35 +17,14 @@
 #include <systemd/sd-event.h>
 
 #include "build-config.h"
+#include "bus-client.h"
 #include "macro.h"
 #include "util.h"
 
-#define BUS_NAME "org.hugepaged1"
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
-#define POOL_IFACE "org.hugepaged1.Pool"
-#define RESERVATION_IFACE "org.hugepaged1.Reservation"
-#define RESERVATION_PREFIX "/org/hugepaged1/reservation"
-#define POOL_PREFIX "/org/hugepaged1/pool/"
 #define GIB (UINT64_C(1) << 30)
 
 /* A reservation may wait behind others and for compaction (the daemon's TimeoutSec= is 120 s by default). */
 #define CALL_TIMEOUT_USEC (UINT64_C(300) * 1000 * 1000)
-
-/* Exit statuses, documented in --help. */
-enum {
-        EXIT_OK = 0,
-        EXIT_FAIL = 1,
-        EXIT_USAGE = 2,
-        EXIT_NOT_FOUND = 3,
-        EXIT_NO_PAGES = 4,
-        EXIT_UNREACHABLE = 5,
-};
-
-typedef struct NodeSize {
-        uint32_t node;
-        uint64_t bytes;
-} NodeSize;
 
 static bool arg_json = false;
 static bool arg_names = false;
@@ -53,7 +32,7 @@ static bool arg_reserve_options = false;
 static uint64_t arg_page_size = 0;
 static uint32_t *arg_nodes = NULL;
 static size_t arg_n_nodes = 0;
-static NodeSize *arg_node_sizes = NULL;
+static NodeAmount *arg_node_sizes = NULL;
 static size_t arg_n_node_sizes = 0;
 static const char *arg_lifetime = NULL;
 static uint32_t arg_pid = 0;
@@ -209,58 +188,16 @@ static void json_null(Json *j) {
 
 /* ---- errors ---- */
 
-static int exit_status_from_error(const sd_bus_error *e, int r) {
-        static const struct {
-                const char *name;
-                int status;
-        } map[] = {
-                { SD_BUS_ERROR_SERVICE_UNKNOWN, EXIT_UNREACHABLE },
-                { SD_BUS_ERROR_NAME_HAS_NO_OWNER, EXIT_UNREACHABLE },
-                { SD_BUS_ERROR_DISCONNECTED, EXIT_UNREACHABLE },
-                { SD_BUS_ERROR_INVALID_ARGS, EXIT_USAGE },
-                { "org.hugepaged1.Error.UnsupportedPageSize", EXIT_USAGE },
-                { "org.hugepaged1.Error.NoSuchNode", EXIT_USAGE },
-                { "org.hugepaged1.Error.NoSuchReservation", EXIT_NOT_FOUND },
-                { "org.hugepaged1.Error.InsufficientPages", EXIT_NO_PAGES },
-                { "org.hugepaged1.Error.LimitExceeded", EXIT_NO_PAGES },
-        };
-
-        if (e && sd_bus_error_is_set(e)) {
-                for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                        if (sd_bus_error_has_name(e, map[i].name))
-                                return map[i].status;
-                return EXIT_FAIL;
-        }
-        switch (-r) {
-        case ENOENT:
-        case ECONNREFUSED:
-        case ECONNRESET:
-        case ENOTCONN:
-        case EPIPE:
-        case EACCES:
-                return EXIT_UNREACHABLE;
-        default:
-                return EXIT_FAIL;
-        }
-}
-
-static bool error_is_unreachable(const sd_bus_error *e, int r) {
-        return exit_status_from_error(e, r) == EXIT_UNREACHABLE;
-}
-
 /* One line on stderr: "hugepagectl: <what>: <why>". Returns the exit status. */
 static int report_bus_error(const char *what, const sd_bus_error *e, int r) {
-        if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-                  sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER)))
-                fprintf(stderr, "hugepagectl: %s: hugepaged is not running (%s is not on the system bus)\n", what,
-                        BUS_NAME);
-        else if (e && sd_bus_error_is_set(e))
-                fprintf(stderr, "hugepagectl: %s: %s\n", what, e->message ?: e->name);
-        else if (error_is_unreachable(e, r))
+        char reason[1024];
+
+        if (!(e && sd_bus_error_is_set(e)) && bus_error_kind(e, r) == BUS_ERROR_UNREACHABLE)
                 fprintf(stderr, "hugepagectl: %s: cannot talk to the system bus: %s\n", what, strerror(-r));
         else
-                fprintf(stderr, "hugepagectl: %s: %s\n", what, strerror(-r));
-        return exit_status_from_error(e, r);
+                fprintf(stderr, "hugepagectl: %s: %s\n", what,
+                        bus_error_reason(e, r, "the system bus", reason, sizeof reason));
+        return bus_error_exit_status(e, r);
 }
 
 /* ---- bus helpers ---- */
@@ -269,35 +206,15 @@ static int bus_connect(sd_bus **ret) {
         sd_bus *bus = NULL;
         int r;
 
-        r = sd_bus_open_system(&bus);
+        r = bus_client_connect(NULL, CALL_TIMEOUT_USEC, &bus);
         if (r < 0) {
                 fprintf(stderr, "hugepagectl: cannot connect to the system bus: %s\n", strerror(-r));
                 return EXIT_UNREACHABLE;
         }
-        (void) sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT_USEC);
         /* A user other than root needs polkit's consent to change anything: let an agent ask for a password. */
         (void) sd_bus_set_allow_interactive_authorization(bus, true);
         *ret = bus;
         return EXIT_OK;
-}
-
-static int manager_call(sd_bus *bus, const char *method, sd_bus_error *error, sd_bus_message **reply,
-                        const char *types, ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        va_list ap;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, method);
-        if (r < 0)
-                return r;
-        if (types) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_call(bus, m, 0, error, reply);
 }
 
 static char *size_str(char buf[static FORMAT_SIZE_MAX], uint64_t bytes) {
@@ -516,7 +433,7 @@ static int reservation_info_read(sd_bus_message *m, ReservationInfo *info) {
 
 static int get_all(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
                    sd_bus_message **reply) {
-        return sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error, reply,
+        return sd_bus_call_method(bus, HP_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error, reply,
                                   "s", iface);
 }
 
@@ -528,13 +445,13 @@ static int fetch_reservation(sd_bus *bus, const char *name, const char *what, Re
         const char *path;
         int r;
 
-        r = manager_call(bus, "GetReservation", &error, &reply, "s", name);
+        r = bus_call_manager(bus, "GetReservation", &error, &reply, "s", name);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return report_bus_error(what, NULL, r);
-        r = get_all(bus, path, RESERVATION_IFACE, &error, &props);
+        r = get_all(bus, path, HP_BUS_IFACE_RESERVATION, &error, &props);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         info.path = strdup(path);
@@ -555,7 +472,7 @@ static int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
         ManagerInfo info = {};
         int r;
 
-        r = get_all(bus, MANAGER_PATH, MANAGER_IFACE, &error, &reply);
+        r = get_all(bus, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, &error, &reply);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -600,7 +517,7 @@ static int fetch_pools(sd_bus *bus, const char *what, PoolRow **ret, size_t *ret
         PoolRow p;
         int r;
 
-        r = manager_call(bus, "ListPools", &error, &reply, NULL);
+        r = bus_call_manager(bus, "ListPools", &error, &reply, NULL);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "(tittttt)");
@@ -615,14 +532,14 @@ static int fetch_pools(sd_bus *bus, const char *what, PoolRow **ret, size_t *ret
         if (r < 0)
                 return report_bus_error(what, NULL, r);
         for (size_t i = 0; i < n; i++) {
-                char path[sizeof(POOL_PREFIX) + 64];
+                char path[sizeof(HP_BUS_POOL_PREFIX "/") + 64];
                 if (rows[i].node < 0)
-                        snprintf(path, sizeof path, POOL_PREFIX "%" PRIu64 "kB", rows[i].page_size / 1024);
+                        snprintf(path, sizeof path, HP_BUS_POOL_PREFIX "/%" PRIu64 "kB", rows[i].page_size / 1024);
                 else
-                        snprintf(path, sizeof path, POOL_PREFIX "%" PRIu64 "kB/node%" PRIi32, rows[i].page_size / 1024,
-                                 rows[i].node);
+                        snprintf(path, sizeof path, HP_BUS_POOL_PREFIX "/%" PRIu64 "kB/node%" PRIi32,
+                                 rows[i].page_size / 1024, rows[i].node);
                 /* A pool that went away since ListPools, or a daemon older than Adopt=, has none. */
-                if (sd_bus_get_property_trivial(bus, BUS_NAME, path, POOL_IFACE, "AdoptedSpare", NULL, 't',
+                if (sd_bus_get_property_trivial(bus, HP_BUS_NAME, path, HP_BUS_IFACE_POOL, "AdoptedSpare", NULL, 't',
                                                 &rows[i].adopted_spare) < 0)
                         rows[i].adopted_spare = 0;
         }
@@ -641,7 +558,7 @@ static int fetch_reservations(sd_bus *bus, const char *what, ReservationRow **re
         uint32_t uid;
         int r;
 
-        r = manager_call(bus, "ListReservations", &error, &reply, NULL);
+        r = bus_call_manager(bus, "ListReservations", &error, &reply, NULL);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "(sttuso)");
@@ -1036,55 +953,6 @@ finish:
         return EXIT_OK;
 }
 
-static int append_options(sd_bus_message *m) {
-        int r;
-
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        if (arg_n_nodes > 0) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "nodes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "au");
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'u', arg_nodes, arg_n_nodes * sizeof(uint32_t));
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (arg_n_node_sizes > 0) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "node_bytes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "a(ut)");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'a', "(ut)");
-                for (size_t i = 0; r >= 0 && i < arg_n_node_sizes; i++)
-                        r = sd_bus_message_append(m, "(ut)", arg_node_sizes[i].node, arg_node_sizes[i].bytes);
-                for (int k = 0; r >= 0 && k < 3; k++)
-                        r = sd_bus_message_close_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (arg_lifetime) {
-                r = sd_bus_message_append(m, "{sv}", "lifetime", "s", arg_lifetime);
-                if (r < 0)
-                        return r;
-        }
-        if (arg_pid_set) {
-                r = sd_bus_message_append(m, "{sv}", "pid", "u", arg_pid);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_message_close_container(m);
-}
-
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
@@ -1123,7 +991,7 @@ static int run_until_signal(sd_bus *bus) {
 static void print_advice(sd_bus *bus, const sd_bus_error *error) {
         uint64_t ps = arg_page_size;
 
-        if (!sd_bus_error_has_name(error, "org.hugepaged1.Error.InsufficientPages"))
+        if (!sd_bus_error_has_name(error, HP_BUS_ERROR_INSUFFICIENT_PAGES))
                 return;
         /* The pages are in the pool already, as Floor: the daemon's message says so and names Adopt=spare, and
          * advice to set pages aside at boot would send the user after pages they have. */
@@ -1133,7 +1001,7 @@ static void print_advice(sd_bus *bus, const sd_bus_error *error) {
                 return;
         }
         if (ps == 0)
-                (void) sd_bus_get_property_trivial(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "DefaultPageSize",
+                (void) sd_bus_get_property_trivial(bus, HP_BUS_NAME, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "DefaultPageSize",
                                                    NULL, 't', &ps);
         if (ps < GIB)
                 return;
@@ -1145,9 +1013,13 @@ static void print_advice(sd_bus *bus, const sd_bus_error *error) {
 
 static int verb_reserve(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_free_ char *what = NULL;
         ReservationInfo info = {};
+        const ReserveOptions opts = {
+                .nodes = arg_nodes, .n_nodes = arg_n_nodes,
+                .node_bytes = arg_node_sizes, .n_node_bytes = arg_n_node_sizes,
+                .lifetime = arg_lifetime, .pid = arg_pid_set ? arg_pid : 0,
+        };
         const char *name = args[0];
         uint64_t bytes = 0, sum = 0;
         int r;
@@ -1155,7 +1027,7 @@ static int verb_reserve(sd_bus *bus, char **args) {
         if (asprintf(&what, "cannot reserve %s", name) < 0)
                 return report_bus_error("cannot reserve", NULL, -ENOMEM);
         for (size_t i = 0; i < arg_n_node_sizes; i++)
-                sum += arg_node_sizes[i].bytes;
+                sum += arg_node_sizes[i].amount;
         if (args[1]) {
                 r = parse_size(args[1], &bytes);
                 if (r < 0 || bytes == 0) {
@@ -1174,14 +1046,7 @@ static int verb_reserve(sd_bus *bus, char **args) {
                 return EXIT_USAGE;
         }
 
-        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "stt", name, arg_page_size, bytes);
-        if (r >= 0)
-                r = append_options(m);
-        if (r < 0)
-                return report_bus_error(what, NULL, r);
-        r = sd_bus_call(bus, m, 0, &error, &reply);
+        r = bus_call_reserve(bus, name, arg_page_size, bytes, &opts, &error, NULL);
         if (r < 0) {
                 r = report_bus_error(what, &error, r);
                 print_advice(bus, &error);
@@ -1220,7 +1085,7 @@ static int verb_release(sd_bus *bus, char **args) {
 
         if (asprintf(&what, "cannot release %s", args[0]) < 0)
                 return report_bus_error("cannot release", NULL, -ENOMEM);
-        r = manager_call(bus, "Release", &error, NULL, "s", args[0]);
+        r = bus_call_manager(bus, "Release", &error, NULL, "s", args[0]);
         if (r < 0)
                 return report_bus_error(what, &error, r);
         if (arg_json) {
@@ -1386,16 +1251,16 @@ static void print_object_label(FILE *f, const char *path) {
         unsigned long long kb;
         int node = -1, n = 0;
 
-        if (streq(path, MANAGER_PATH)) {
+        if (streq(path, HP_BUS_PATH)) {
                 fputs("manager", f);
                 return;
         }
-        if (sd_bus_path_decode(path, RESERVATION_PREFIX, &name) > 0 && name) {
+        if (sd_bus_path_decode(path, HP_BUS_RESERVATION_PREFIX, &name) > 0 && name) {
                 fprintf(f, "reservation %s", name);
                 return;
         }
-        if (strneq(path, POOL_PREFIX, strlen(POOL_PREFIX))) {
-                const char *p = path + strlen(POOL_PREFIX);
+        if (strneq(path, HP_BUS_POOL_PREFIX "/", strlen(HP_BUS_POOL_PREFIX "/"))) {
+                const char *p = path + strlen(HP_BUS_POOL_PREFIX "/");
                 if (sscanf(p, "%llukB%n", &kb, &n) == 1 && (p[n] == '\0' || sscanf(p + n, "/node%d", &node) == 1)) {
                         fprintf(f, "pool %s %s", size_str(b, (uint64_t) kb * 1024),
                                 node >= 0 ? "node" : "(all nodes)");
@@ -1511,7 +1376,7 @@ static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *
                 r = sd_bus_message_read(m, "s", &iface);
                 if (r < 0)
                         break;
-                if (streq(iface, RESERVATION_IFACE)) {
+                if (streq(iface, HP_BUS_IFACE_RESERVATION)) {
                         ReservationInfo info = {};
                         char b1[FORMAT_SIZE_MAX], b2[FORMAT_SIZE_MAX];
 
@@ -1593,14 +1458,14 @@ static int verb_monitor(sd_bus *bus, char **args) {
         int has = 0, r;
 
         for (size_t i = 0; i < ELEMENTSOF(matches); i++) {
-                r = sd_bus_match_signal(bus, NULL, BUS_NAME, NULL, matches[i].interface, matches[i].member,
+                r = sd_bus_match_signal(bus, NULL, HP_BUS_NAME, NULL, matches[i].interface, matches[i].member,
                                         matches[i].handler, NULL);
                 if (r < 0)
                         return report_bus_error("cannot monitor", NULL, r);
         }
         r = sd_bus_add_match(bus, NULL,
                              "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BUS_NAME "'",
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" HP_BUS_NAME "'",
                              on_name_owner_changed, NULL);
         if (r < 0)
                 return report_bus_error("cannot monitor", NULL, r);
@@ -1608,13 +1473,13 @@ static int verb_monitor(sd_bus *bus, char **args) {
         /* The matches above are in place once AddMatch returned, so nothing from here on is missed. */
         /* On stderr, so stdout stays one event per line (and JSON only with --json). */
         r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "NameHasOwner", &error, &reply, "s", BUS_NAME);
+                               "NameHasOwner", &error, &reply, "s", HP_BUS_NAME);
         if (r < 0)
                 return report_bus_error("cannot monitor", &error, r);
         r = sd_bus_message_read(reply, "b", &has);
         if (r < 0)
                 return report_bus_error("cannot monitor", NULL, r);
-        fprintf(stderr, "Monitoring %s; press Ctrl-C to stop.%s\n", BUS_NAME,
+        fprintf(stderr, "Monitoring %s; press Ctrl-C to stop.%s\n", HP_BUS_NAME,
                 has ? "" : " hugepaged is not running yet.");
         fflush(stdout);
         return run_until_signal(bus);
@@ -1692,11 +1557,11 @@ static int add_node_size(const char *spec) {
                         usage_error("--node-size=: too many nodes");
                         return -EINVAL;
                 }
-                NodeSize *t = realloc(arg_node_sizes, (arg_n_node_sizes + 1) * sizeof(*t));
+                NodeAmount *t = realloc(arg_node_sizes, (arg_n_node_sizes + 1) * sizeof(*t));
                 if (!t)
                         return -ENOMEM;
                 arg_node_sizes = t;
-                arg_node_sizes[arg_n_node_sizes++] = (NodeSize) { node, bytes };
+                arg_node_sizes[arg_n_node_sizes++] = (NodeAmount) { node, bytes };
         }
         return 0;
 bad:
