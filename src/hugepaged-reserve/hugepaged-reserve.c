@@ -220,77 +220,72 @@ static void reserve_args_done(ReserveArgs *a) {
         free(a->node_bytes);
 }
 
-/* A node number as util.c reads node lists: "3", or a range "0-3". */
-static int parse_node_token(const char *token, uint32_t **ret, size_t *ret_n) {
-        int r = parse_node_list(token, ret, ret_n);
-        if (r >= 0 && *ret_n == 0) {
-                free(*ret);
-                return -EINVAL;
-        }
-        return r;
-}
+/* Nodes= and NodeSizes= separate their items with commas or blanks: the items, NULL-terminated; exits on ENOMEM. */
+static char **split_items(const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        char **items = calloc(strlen(value) / 2 + 2, sizeof(char *));
+        char *state = NULL;
+        size_t n = 0;
 
-/* Nodes= and NodeSizes= separate their items with commas or blanks. Returns the next item, or NULL. */
-static char *next_item(char **state) {
-        return strtok_r(NULL, "," BLANKS, state);
+        if (!copy || !items)
+                die(EXIT_FAIL, "out of memory");
+        for (char *i = strtok_r(copy, "," BLANKS, &state); i; i = strtok_r(NULL, "," BLANKS, &state))
+                if (!(items[n++] = strdup(i)))
+                        die(EXIT_FAIL, "out of memory");
+        return items;
 }
 
 static void parse_nodes(const ReservationFile *f, ReserveArgs *a) {
-        _cleanup_free_ char *copy = strdup(f->nodes);
-        char *state = NULL, *item;
+        _cleanup_strv_free_ char **items = split_items(f->nodes);
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0;
 
-        if (!copy)
-                die(EXIT_FAIL, "out of memory");
-        for (item = strtok_r(copy, "," BLANKS, &state); item; item = next_item(&state)) {
+        if (!items[0])
+                die(EXIT_USAGE, "%s: Nodes= is empty", f->path);
+        /* Each item is a node or a range as util.c reads node lists; then all of them, sorted and once each. */
+        for (char **i = items; *i; i++) {
                 _cleanup_free_ uint32_t *nodes = NULL;
                 size_t n = 0;
 
-                if (parse_node_token(item, &nodes, &n) < 0)
-                        die(EXIT_USAGE, "%s: Nodes=%s: '%s' is not a node number", f->path, f->nodes, item);
-                for (size_t i = 0; i < n; i++) {
-                        bool dup = false;
-                        for (size_t k = 0; k < a->n_nodes && !dup; k++)
-                                dup = a->nodes[k] == nodes[i];
-                        if (dup)
-                                continue;
-                        uint32_t *t = realloc(a->nodes, (a->n_nodes + 1) * sizeof(*t));
-                        if (!t)
-                                die(EXIT_FAIL, "out of memory");
-                        a->nodes = t;
-                        a->nodes[a->n_nodes++] = nodes[i];
-                }
+                if (parse_node_list(*i, &nodes, &n) < 0 || n == 0)
+                        die(EXIT_USAGE, "%s: Nodes=%s: '%s' is not a node number", f->path, f->nodes, *i);
+                len += strlen(*i) + 1;
         }
-        if (a->n_nodes == 0)
-                die(EXIT_USAGE, "%s: Nodes= is empty", f->path);
+        list = calloc(len + 1, 1);
+        if (!list)
+                die(EXIT_FAIL, "out of memory");
+        for (char **i = items; *i; i++)
+                strcat(strcat(list, i == items ? "" : ","), *i);
+        if (parse_node_list(list, &a->nodes, &a->n_nodes) < 0)
+                die(EXIT_FAIL, "out of memory");
 }
 
 static void parse_node_sizes(const ReservationFile *f, ReserveArgs *a) {
-        _cleanup_free_ char *copy = strdup(f->node_sizes);
-        char *state = NULL, *item;
+        _cleanup_strv_free_ char **items = split_items(f->node_sizes);
+        size_t n = 0;
 
-        if (!copy)
+        while (items[n])
+                n++;
+        if (n == 0)
+                die(EXIT_USAGE, "%s: NodeSizes= is empty", f->path);
+        a->node_bytes = calloc(n, sizeof(NodeAmount));
+        if (!a->node_bytes)
                 die(EXIT_FAIL, "out of memory");
-        for (item = strtok_r(copy, "," BLANKS, &state); item; item = next_item(&state)) {
-                char *colon = strchr(item, ':');
+        for (char **i = items; *i; i++) {
+                char *colon = strchr(*i, ':');
                 uint32_t node;
                 uint64_t bytes;
 
                 if (!colon)
-                        die(EXIT_USAGE, "%s: NodeSizes=%s: '%s' is not NODE:SIZE", f->path, f->node_sizes, item);
+                        die(EXIT_USAGE, "%s: NodeSizes=%s: '%s' is not NODE:SIZE", f->path, f->node_sizes, *i);
                 *colon = '\0';
-                if (parse_u32(item, &node) < 0 || node >= NODE_MAX)
+                if (parse_u32(*i, &node) < 0 || node >= NODE_MAX)
                         die(EXIT_USAGE, "%s: NodeSizes=%s: '%s' is not a node number", f->path, f->node_sizes,
-                            item);
+                            *i);
                 if (parse_size(colon + 1, &bytes) < 0)
                         die(EXIT_USAGE, "%s: NodeSizes=%s: '%s' is not a size", f->path, f->node_sizes, colon + 1);
-                NodeAmount *t = realloc(a->node_bytes, (a->n_node_bytes + 1) * sizeof(*t));
-                if (!t)
-                        die(EXIT_FAIL, "out of memory");
-                a->node_bytes = t;
                 a->node_bytes[a->n_node_bytes++] = (NodeAmount) { node, bytes };
         }
-        if (a->n_node_bytes == 0)
-                die(EXIT_USAGE, "%s: NodeSizes= is empty", f->path);
 }
 
 /* Checks the values in the order the file's documentation lists them, or exits 2. */
