@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hugepagectl monitor: a line (or a JSON object) for every signal of org.hugepaged1 (properties changed, objects
  * added and removed) and for the daemon joining or leaving the bus, until a signal ends it. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,19 +270,30 @@ static int monitor_print_interfaces_json(sd_bus_message *m, const char *event, c
         return monitor_finish_line(m, r);
 }
 
-static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        const char *path, *iface;
-        bool first = true;
+/* InterfacesAdded and InterfacesRemoved begin alike: the object's path, then the whole JSON event, or the text
+ * line's time and label. Returns 1 when the caller goes on with the text line, 0 when the event is done. */
+static int monitor_begin_interfaces(sd_bus_message *m, const char *event) {
+        const char *path;
         int r;
 
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return monitor_finish_line(m, r);
         if (arg_json)
-                return monitor_print_interfaces_json(m, "InterfacesAdded", path);
-
+                return monitor_print_interfaces_json(m, event, path);
         print_timestamp(stdout);
         print_object_label(stdout, path);
+        return 1;
+}
+
+static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *iface;
+        bool first = true;
+        int r;
+
+        r = monitor_begin_interfaces(m, "InterfacesAdded");
+        if (r <= 0)
+                return r;
         fputs(" added", stdout);
         r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
@@ -319,16 +331,11 @@ static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *
 }
 
 static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        const char *path;
         int r;
 
-        r = sd_bus_message_read(m, "o", &path);
-        if (r < 0)
-                return monitor_finish_line(m, r);
-        if (arg_json)
-                return monitor_print_interfaces_json(m, "InterfacesRemoved", path);
-        print_timestamp(stdout);
-        print_object_label(stdout, path);
+        r = monitor_begin_interfaces(m, "InterfacesRemoved");
+        if (r <= 0)
+                return r;
         fputs(" removed\n", stdout);
         return monitor_finish_line(m, 0);
 }

@@ -36,12 +36,17 @@ void json_pool(Json *j, const PoolRow *p) {
         json_end_object(j);
 }
 
-void json_reservation_row(Json *j, const ReservationRow *r) {
+/* The fields a reservation's row and its details both start with. */
+static void json_reservation_begin(Json *j, const char *name, uint64_t page_size, uint64_t pages) {
         json_begin_object(j);
-        json_key(j, "name"); json_string(j, r->name);
-        json_key(j, "page_size"); json_u64(j, r->page_size);
-        json_key(j, "pages"); json_u64(j, r->pages);
-        json_key(j, "bytes"); json_u64(j, r->pages * r->page_size);
+        json_key(j, "name"); json_string(j, name);
+        json_key(j, "page_size"); json_u64(j, page_size);
+        json_key(j, "pages"); json_u64(j, pages);
+        json_key(j, "bytes"); json_u64(j, pages * page_size);
+}
+
+void json_reservation_row(Json *j, const ReservationRow *r) {
+        json_reservation_begin(j, r->name, r->page_size, r->pages);
         json_key(j, "owner_uid"); json_u64(j, r->uid);
         json_key(j, "lifetime"); json_string(j, r->lifetime);
         json_key(j, "path"); json_string(j, r->path);
@@ -49,11 +54,7 @@ void json_reservation_row(Json *j, const ReservationRow *r) {
 }
 
 void json_reservation_info(Json *j, const ReservationInfo *i) {
-        json_begin_object(j);
-        json_key(j, "name"); json_string(j, i->name);
-        json_key(j, "page_size"); json_u64(j, i->page_size);
-        json_key(j, "pages"); json_u64(j, i->pages);
-        json_key(j, "bytes"); json_u64(j, i->pages * i->page_size);
+        json_reservation_begin(j, i->name, i->page_size, i->pages);
         json_key(j, "node_pages");
         json_begin_array(j);
         for (size_t k = 0; k < i->n_node_pages; k++) {

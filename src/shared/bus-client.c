@@ -50,6 +50,18 @@ int bus_call_manager(sd_bus *bus, const char *method, sd_bus_error *error, sd_bu
         return sd_bus_call(bus, m, 0, error, reply);
 }
 
+/* Opens the dict entry KEY and its variant of SIGNATURE; the caller appends the value and closes both. */
+static int open_option(sd_bus_message *m, const char *key, const char *signature) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', signature);
+        return r;
+}
+
 int bus_append_reserve_options(sd_bus_message *m, const ReserveOptions *o) {
         int r;
 
@@ -57,11 +69,7 @@ int bus_append_reserve_options(sd_bus_message *m, const ReserveOptions *o) {
         if (r < 0)
                 return r;
         if (o->n_nodes > 0) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "nodes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "au");
+                r = open_option(m, "nodes", "au");
                 if (r >= 0)
                         r = sd_bus_message_append_array(m, 'u', o->nodes, o->n_nodes * sizeof(uint32_t));
                 for (int k = 0; r >= 0 && k < 2; k++)
@@ -70,11 +78,7 @@ int bus_append_reserve_options(sd_bus_message *m, const ReserveOptions *o) {
                         return r;
         }
         if (o->n_node_bytes > 0) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "node_bytes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "a(ut)");
+                r = open_option(m, "node_bytes", "a(ut)");
                 if (r >= 0)
                         r = sd_bus_message_open_container(m, 'a', "(ut)");
                 for (size_t i = 0; r >= 0 && i < o->n_node_bytes; i++)
