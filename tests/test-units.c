@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The commands hugepaged-reserve@.service runs (systemd/hugepaged-reserve start|stop NAME), driven against
+/* The commands hugepaged-reserve@.service runs (hugepaged-reserve start|stop NAME, as built), driven against
  * the real daemon on a private bus over the FUSE fake kernel, with a reservation directory of the test's
  * own (HUGEPAGED_RESERVATIONS_DIR), as the unit's Environment= sets it. */
 #include <stdio.h>
@@ -76,11 +76,11 @@ static void write_conf(Fixture *f, const char *name, const char *contents) {
         g_assert_true(g_file_set_contents(path, contents, -1, NULL));
 }
 
-/* Runs systemd/hugepaged-reserve VERB NAME with the unit's environment, against the test bus. */
+/* Runs the built hugepaged-reserve VERB NAME with the unit's environment, against the test bus. */
 static void run(Fixture *f, const char *verb, const char *name, Result *ret) {
-        g_autofree char *script = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "systemd", "hugepaged-reserve",
-                                                   NULL);
-        const char *argv[] = { "/bin/sh", script, verb, name, NULL };
+        g_autofree char *helper = g_build_filename(g_getenv("HUGEPAGED_BUILD_ROOT"), "src", "hugepaged-reserve",
+                                                   "hugepaged-reserve", NULL);
+        const char *argv[] = { helper, verb, name, NULL };
         g_auto(GStrv) env = g_get_environ();
         g_autoptr(GError) error = NULL;
         int wait_status = 0;
@@ -246,11 +246,6 @@ int main(int argc, char *argv[]) {
         test_harness_init(&argc, &argv);
         if (!fake_kernel_available())
                 return 77;
-        g_autofree char *busctl = g_find_program_in_path("busctl");
-        if (!busctl) {
-                g_printerr("busctl not installed\n");
-                return 77;
-        }
 
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, setup, fn, teardown)
         ADD("/units/reserve/start-stop", test_start_stop);

@@ -25,7 +25,7 @@ fail() {
 # The units as meson fills them in, but with the build tree's binaries.
 for f in hugepaged.service hugepaged-reserve@.service; do
         sed -e "s|@sbindir@|$BUILD/src/hugepaged|g" \
-            -e "s|@libexecdir@|$SRC/systemd|g" \
+            -e "s|@libexecdir@|$BUILD/src/hugepaged-reserve|g" \
             -e "s|@reservationsdir@|$SRC/systemd/reservations.d|g" \
             "$SRC/systemd/$f.in" >"$TMP/$f"
         if grep -n '@[a-z_]*@' "$TMP/$f"; then
@@ -34,6 +34,7 @@ for f in hugepaged.service hugepaged-reserve@.service; do
 done
 cp "$SRC/systemd/dev-hugepages1G.mount" "$TMP/"
 [ -x "$BUILD/src/hugepaged/hugepaged" ] || fail "$BUILD/src/hugepaged/hugepaged is not built"
+[ -x "$BUILD/src/hugepaged-reserve/hugepaged-reserve" ] || fail "$BUILD/src/hugepaged-reserve/hugepaged-reserve is not built"
 
 test_verify() {
         cd "$TMP"

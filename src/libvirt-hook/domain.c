@@ -691,7 +691,7 @@ int domain_compute(const DomainDef *d, uint64_t default_page_size, uint64_t base
                         for (k = 0; k < res->n_node_pages && res->node_pages[k].node != c->host_nodes[0]; k++)
                                 ;
                         if (k == res->n_node_pages) {
-                                NodeCount *t = realloc(res->node_pages, (k + 1) * sizeof(*t));
+                                NodeAmount *t = realloc(res->node_pages, (k + 1) * sizeof(*t));
                                 if (!t)
                                         return -ENOMEM;
                                 res->node_pages = t;
@@ -700,10 +700,10 @@ int domain_compute(const DomainDef *d, uint64_t default_page_size, uint64_t base
                                         t[k] = t[k - 1];
                                         k--;
                                 }
-                                t[k] = (NodeCount) { c->host_nodes[0], 0 };
+                                t[k] = (NodeAmount) { c->host_nodes[0], 0 };
                                 res->n_node_pages++;
                         }
-                        r = add_pages(&res->node_pages[k].pages, cell_pages[i], ps, e);
+                        r = add_pages(&res->node_pages[k].amount, cell_pages[i], ps, e);
                         if (r < 0)
                                 return r;
                         r = add_pages(&res->pages, cell_pages[i], ps, e);
@@ -793,7 +793,7 @@ char *domain_needs_format(const DomainNeeds *n) {
                         fputs("node_pages=", f);
                         for (size_t j = 0; j < r->n_node_pages; j++)
                                 fprintf(f, "%s%" PRIu32 ":%" PRIu64, j ? "," : "", r->node_pages[j].node,
-                                        r->node_pages[j].pages);
+                                        r->node_pages[j].amount);
                 }
                 fputc('\n', f);
         }

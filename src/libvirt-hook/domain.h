@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 /* libvirt hands the hook its whole domain XML; one far bigger than any real domain is refused unparsed. */
 #define DOMAIN_XML_MAX (UINT64_C(4) << 20)
 #define DOMAIN_CELLS_MAX 1024      /* guest NUMA cells */
@@ -52,11 +54,6 @@ typedef enum PlacementKind {
         PLACEMENT_EXACT, /* "node_bytes": exactly these pages on these nodes */
 } PlacementKind;
 
-typedef struct NodeCount {
-        uint32_t node;
-        uint64_t pages;
-} NodeCount;
-
 typedef struct HookReservation {
         char name[128];
         uint64_t page_size;
@@ -64,7 +61,7 @@ typedef struct HookReservation {
         PlacementKind kind;
         uint32_t *nodes; /* PLACEMENT_NODES, ascending */
         size_t n_nodes;
-        NodeCount *node_pages; /* PLACEMENT_EXACT, ascending by node */
+        NodeAmount *node_pages; /* PLACEMENT_EXACT, pages, ascending by node */
         size_t n_node_pages;
 } HookReservation;
 

@@ -14,14 +14,10 @@
 #include <systemd/sd-bus.h>
 
 #include "build-config.h"
+#include "bus-client.h"
 #include "domain.h"
 #include "macro.h"
 #include "util.h"
-
-#define BUS_NAME "org.hugepaged1"
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
-#define RESERVATION_IFACE "org.hugepaged1.Reservation"
 
 typedef struct HookConfig {
         char *bus_address;   /* NULL: the system bus */
@@ -207,40 +203,22 @@ static const char *bus_description(void) {
 }
 
 static int bus_connect(sd_bus **ret) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        if (config.bus_address) {
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, config.bus_address);
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(bus, true);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-        } else
-                r = sd_bus_open_system(&bus);
-        if (r < 0) {
+        r = bus_client_connect(config.bus_address, config.timeout_usec, ret);
+        if (r < 0)
                 fail("cannot connect to %s: %s; is D-Bus running? (BusAddress= in %s)", bus_description(),
                      strerror(-r), HOOK_CONFIG_FILE);
-                return r;
-        }
-        (void) sd_bus_set_method_call_timeout(bus, config.timeout_usec);
-        *ret = TAKE_PTR(bus);
-        return 0;
+        return r;
 }
 
 /* Why a call failed, for the end of the one line: "hugepaged is not running", the daemon's own message, ... */
 static const char *bus_reason(const sd_bus_error *e, int r, char *buf, size_t len) {
-        if (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) || sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                snprintf(buf, len, "hugepaged is not running (%s is not on %s)", BUS_NAME, bus_description());
-        else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) || r == -ETIMEDOUT)
+        if (bus_error_kind(e, r) == BUS_ERROR_TIMEOUT)
                 snprintf(buf, len, "no answer from hugepaged within %" PRIu64 " s (TimeoutSec= in %s)",
                          config.timeout_usec / 1000000, HOOK_CONFIG_FILE);
-        else if (sd_bus_error_is_set(e))
-                snprintf(buf, len, "%s", e->message ?: e->name);
         else
-                snprintf(buf, len, "%s", strerror(-r));
+                bus_error_reason(e, r, bus_description(), buf, len);
         return buf;
 }
 
@@ -250,7 +228,8 @@ static int get_default_page_size(sd_bus *bus, uint64_t *ret) {
         uint64_t v;
         int r;
 
-        r = sd_bus_get_property_trivial(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "DefaultPageSize", &error, 't', &v);
+        r = sd_bus_get_property_trivial(bus, HP_BUS_NAME, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "DefaultPageSize",
+                                        &error, 't', &v);
         if (r < 0) {
                 fail("cannot learn the host's default huge page size: %s", bus_reason(&error, r, reason, sizeof(reason)));
                 return r;
@@ -276,61 +255,33 @@ static void describe(const HookReservation *res, char *buf, size_t len) {
 }
 
 static int call_reserve(sd_bus *bus, const HookReservation *res, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
+        _cleanup_free_ NodeAmount *node_bytes = NULL;
+        ReserveOptions opts = { .lifetime = "explicit" };
 
-        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "stt", res->name, res->page_size,
-                                  res->kind == PLACEMENT_EXACT ? UINT64_C(0) : res->pages * res->page_size);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "{sv}", "lifetime", "s", "explicit");
-        if (r >= 0 && res->kind == PLACEMENT_NODES) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "nodes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "au");
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'u', res->nodes, res->n_nodes * sizeof(uint32_t));
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
+        if (res->kind == PLACEMENT_NODES) {
+                opts.nodes = res->nodes;
+                opts.n_nodes = res->n_nodes;
         }
-        if (r >= 0 && res->kind == PLACEMENT_EXACT) {
-                r = sd_bus_message_open_container(m, 'e', "sv");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "s", "node_bytes");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'v', "a(ut)");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(m, 'a', "(ut)");
-                for (size_t i = 0; r >= 0 && i < res->n_node_pages; i++)
-                        r = sd_bus_message_append(m, "(ut)", res->node_pages[i].node,
-                                                  res->node_pages[i].pages * res->page_size);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
+        if (res->kind == PLACEMENT_EXACT) {
+                /* The domain counts pages per node; Reserve takes bytes. */
+                node_bytes = calloc(res->n_node_pages ?: 1, sizeof(*node_bytes));
+                if (!node_bytes)
+                        return -ENOMEM;
+                for (size_t i = 0; i < res->n_node_pages; i++)
+                        node_bytes[i] = (NodeAmount) { res->node_pages[i].node,
+                                                       res->node_pages[i].amount * res->page_size };
+                opts.node_bytes = node_bytes;
+                opts.n_node_bytes = res->n_node_pages;
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        return sd_bus_call(bus, m, 0, error, NULL);
+        return bus_call_reserve(bus, res->name, res->page_size,
+                                res->kind == PLACEMENT_EXACT ? UINT64_C(0) : res->pages * res->page_size, &opts, error,
+                                NULL);
 }
 
 static int call_release(sd_bus *bus, const char *name, sd_bus_error *error) {
-        int r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Release", error, NULL, "s", name);
+        int r = bus_call_manager(bus, "Release", error, NULL, "s", name);
         /* Already gone (QEMU exited and the pid binding released it, or nothing was reserved): that is the goal. */
-        if (r < 0 && sd_bus_error_has_name(error, "org.hugepaged1.Error.NoSuchReservation")) {
+        if (r < 0 && bus_error_kind(error, r) == BUS_ERROR_NOT_FOUND) {
                 sd_bus_error_free(error);
                 return 0;
         }
@@ -358,7 +309,7 @@ static int phase_prepare(sd_bus *bus, const DomainNeeds *needs) {
 
                 r = call_reserve(bus, res, &error);
                 /* A domain runs once: a reservation by its name before it starts is left from an earlier run. */
-                if (r < 0 && sd_bus_error_has_name(&error, "org.hugepaged1.Error.ReservationExists")) {
+                if (r < 0 && bus_error_kind(&error, r) == BUS_ERROR_EXISTS) {
                         sd_bus_error_free(&error);
                         r = call_release(bus, res->name, &error);
                         if (r >= 0)
@@ -393,9 +344,8 @@ static int phase_bind(sd_bus *bus, const DomainDef *def, const DomainNeeds *need
                 char what[256], reason[512];
                 const char *path;
 
-                r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "GetReservation", &error, &reply,
-                                       "s", res->name);
-                if (r < 0 && sd_bus_error_has_name(&error, "org.hugepaged1.Error.NoSuchReservation")) {
+                r = bus_call_manager(bus, "GetReservation", &error, &reply, "s", res->name);
+                if (r < 0 && bus_error_kind(&error, r) == BUS_ERROR_NOT_FOUND) {
                         sd_bus_error_free(&error);
                         r = call_reserve(bus, res, &error);
                         if (r < 0) {
@@ -404,14 +354,13 @@ static int phase_bind(sd_bus *bus, const DomainDef *def, const DomainNeeds *need
                                      short_reason(res, bus_reason(&error, r, reason, sizeof(reason))));
                                 return r;
                         }
-                        r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "GetReservation", &error,
-                                               &reply, "s", res->name);
+                        r = bus_call_manager(bus, "GetReservation", &error, &reply, "s", res->name);
                 }
                 if (r >= 0)
                         r = sd_bus_message_read(reply, "o", &path);
                 if (r >= 0)
-                        r = sd_bus_call_method(bus, BUS_NAME, path, RESERVATION_IFACE, "BindProcess", &error, NULL, "u",
-                                               pid);
+                        r = sd_bus_call_method(bus, HP_BUS_NAME, path, HP_BUS_IFACE_RESERVATION, "BindProcess", &error,
+                                               NULL, "u", pid);
                 if (r < 0) {
                         fail("cannot bind reservation %s to QEMU (pid %" PRIu32 "): %s", res->name, pid,
                              bus_reason(&error, r, reason, sizeof(reason)));
@@ -431,7 +380,7 @@ static int phase_release(sd_bus *bus, const DomainDef *def) {
         const char *name;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "ListReservations", &error, &reply, NULL);
+        r = bus_call_manager(bus, "ListReservations", &error, &reply, NULL);
         if (r < 0) {
                 fail("cannot release the huge pages of domain %s: %s", def->name,
                      bus_reason(&error, r, reason, sizeof(reason)));
