@@ -593,7 +593,7 @@ static void notify_socket_open(TestDaemon *d) {
         d->notify_thread = g_thread_new("notify-socket", notify_thread_main, d);
 }
 
-static char *daemon_binary(void) {
+char *test_daemon_binary(void) {
         const char *bin = g_getenv("HUGEPAGED_BIN");
         char *path;
 
@@ -692,7 +692,7 @@ TestDaemon *test_daemon_start_full(TestBus *b, const char *root, const char *sta
                                 g_ptr_array_add(argv, g_strdup(*a));
                 }
         }
-        g_ptr_array_add(argv, daemon_binary());
+        g_ptr_array_add(argv, test_daemon_binary());
         if (root)
                 g_ptr_array_add(argv, g_strconcat("--root=", root, NULL));
         if (!state_dir) {
