@@ -11,8 +11,6 @@
 #include "hp-client.h"
 #include "hp-fixture.h"
 
-/* The test bus' python, not the first python3 in PATH: that one may lack dbus-python and dbusmock. */
-#define PYTHON "/usr/bin/python3"
 #define POLKIT_WAIT_MS 15000
 
 static void polkit_child_setup(gpointer data) {
@@ -21,7 +19,7 @@ static void polkit_child_setup(gpointer data) {
 }
 
 static void polkit_start(HpFixture *f) {
-        const char *argv[] = { PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd", NULL };
+        const char *argv[] = { HP_TEST_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd", NULL };
         g_autoptr(GError) e = NULL;
         int fd;
 

@@ -63,5 +63,7 @@ guint64 hp_fixture_nr(HpFixture *f, int node, guint64 kb);
 #define HP_POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define HP_POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
 #define HP_POLKIT_MOCK_IFACE "org.freedesktop.DBus.Mock"
+/* The test bus' python, not the first python3 in PATH: that one may lack dbus-python and dbusmock. */
+#define HP_TEST_PYTHON "/usr/bin/python3"
 
 G_END_DECLS
