@@ -101,13 +101,13 @@ static void test_malformed(Fixture *f, gconstpointer data) {
                        g_variant_new("(ssv)", MANAGER_IFACE, "ReservedBytes", g_variant_new_uint64(0)),
                        "org.freedesktop.DBus.Error.PropertyReadOnly");
         g_clear_error(&e);
-        e = hp_call_fails(f->c, "/org/hugepaged1/pool/4kB/node0", PROPS_IFACE, "Get",
+        e = hp_call_fails(f->c, HP_BUS_POOL_PREFIX "/4kB/node0", PROPS_IFACE, "Get",
                        g_variant_new("(ss)", POOL_IFACE, "Total"), "org.freedesktop.DBus.Error.UnknownObject");
         g_clear_error(&e);
-        e = hp_call_fails(f->c, "/org/hugepaged1/pool/2048kB/node7", PROPS_IFACE, "Get",
+        e = hp_call_fails(f->c, HP_BUS_POOL_PREFIX "/2048kB/node7", PROPS_IFACE, "Get",
                        g_variant_new("(ss)", POOL_IFACE, "Total"), "org.freedesktop.DBus.Error.UnknownObject");
         g_clear_error(&e);
-        e = hp_call_fails(f->c, "/org/hugepaged1/pool/2048kB/node00", PROPS_IFACE, "Get",
+        e = hp_call_fails(f->c, HP_BUS_POOL_PREFIX "/2048kB/node00", PROPS_IFACE, "Get",
                        g_variant_new("(ss)", POOL_IFACE, "Total"), "org.freedesktop.DBus.Error.UnknownObject");
         g_clear_error(&e);
         e = hp_call_fails(f->c, RES_PREFIX "nope", RES_IFACE, "Release", NULL,

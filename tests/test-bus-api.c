@@ -109,7 +109,7 @@ static void check_object(GDBusConnection *c, GDBusNodeInfo *contract, const char
 
 static void test_introspection(Fixture *f, gconstpointer data) {
         g_autofree char *xml_path = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
-                                                     "org.hugepaged1.xml", NULL);
+                                                     HP_BUS_NAME ".xml", NULL);
         g_autofree char *xml = NULL, *res = NULL;
         g_autoptr(GError) e = NULL;
         g_autoptr(GDBusNodeInfo) contract = NULL;
@@ -128,8 +128,8 @@ static void test_introspection(Fixture *f, gconstpointer data) {
         res = hp_reserve_ok(f->c, "vm1", 0, 4 * PS2M, NULL);
         check_object(f->c, contract, MANAGER_PATH, MANAGER_IFACE);
         check_object(f->c, contract, NODE0_PATH, POOL_IFACE);
-        check_object(f->c, contract, "/org/hugepaged1/pool/2048kB", POOL_IFACE);
-        check_object(f->c, contract, "/org/hugepaged1/pool/1048576kB/node1", POOL_IFACE);
+        check_object(f->c, contract, HP_BUS_POOL_PREFIX "/2048kB", POOL_IFACE);
+        check_object(f->c, contract, HP_BUS_POOL_PREFIX "/1048576kB/node1", POOL_IFACE);
         check_object(f->c, contract, res, RES_IFACE);
 
         manager = introspect(f->c, MANAGER_PATH);

@@ -7,8 +7,8 @@
 /* GetManagedObjects lists the six pools and the one reservation, each with its interface. */
 static void managed_objects_check(GDBusConnection *c, const char *res) {
         static const char *const pools[] = {
-                "/org/hugepaged1/pool/2048kB", NODE0_PATH, NODE1_PATH, "/org/hugepaged1/pool/1048576kB",
-                "/org/hugepaged1/pool/1048576kB/node0", "/org/hugepaged1/pool/1048576kB/node1",
+                HP_BUS_POOL_PREFIX "/2048kB", NODE0_PATH, NODE1_PATH, HP_BUS_POOL_PREFIX "/1048576kB",
+                HP_BUS_POOL_PREFIX "/1048576kB/node0", HP_BUS_POOL_PREFIX "/1048576kB/node1",
         };
         g_autoptr(GVariant) reply = hp_call_ok(c, MANAGER_PATH, OM_IFACE, "GetManagedObjects", NULL,
                                             "(a{oa{sa{sv}}})");
@@ -95,8 +95,8 @@ static void test_reserve_release(Fixture *f, gconstpointer data) {
         want_pools = expected_pools_2m(n0, d0, 0, n1, d1, 10);
         g_assert_cmpstr(pools, ==, want_pools);
         g_assert_cmpuint(hp_prop_u64(f->c, NODE1_PATH, POOL_IFACE, "Floor"), ==, 10);
-        g_assert_cmpuint(hp_prop_u64(f->c, "/org/hugepaged1/pool/2048kB", POOL_IFACE, "Reserved"), ==, 512);
-        g_assert_cmpuint(hp_prop_u64(f->c, "/org/hugepaged1/pool/2048kB", POOL_IFACE, "Total"), ==, 522);
+        g_assert_cmpuint(hp_prop_u64(f->c, HP_BUS_POOL_PREFIX "/2048kB", POOL_IFACE, "Reserved"), ==, 512);
+        g_assert_cmpuint(hp_prop_u64(f->c, HP_BUS_POOL_PREFIX "/2048kB", POOL_IFACE, "Total"), ==, 522);
 
         got = hp_get_reservation(f->c, "vm1");
         g_assert_cmpstr(got, ==, path);
@@ -195,11 +195,13 @@ static void test_options(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 1, KB1G), ==, 2);
         g_assert_cmpuint(nr(f, 0, KB2M), ==, 4);
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 13);
-        g_assert_cmpuint(hp_prop_u64(f->c, "/org/hugepaged1/pool/1048576kB/node1", POOL_IFACE, "Reserved"), ==, 2);
+        g_assert_cmpuint(hp_prop_u64(f->c, HP_BUS_POOL_PREFIX "/1048576kB/node1", POOL_IFACE, "Reserved"),
+                         ==, 2);
         hp_release_ok(f->c, "giant");
         /* 1 GiB pages stay as spare pages by default. */
         g_assert_cmpuint(nr(f, 1, KB1G), ==, 2);
-        g_assert_cmpuint(hp_prop_u64(f->c, "/org/hugepaged1/pool/1048576kB/node1", POOL_IFACE, "Reserved"), ==, 0);
+        g_assert_cmpuint(hp_prop_u64(f->c, HP_BUS_POOL_PREFIX "/1048576kB/node1", POOL_IFACE, "Reserved"),
+                         ==, 0);
 
         /* Releasing node_bytes reservations gives back exactly their pages per node. */
         hp_release_ok(f->c, "nb");

@@ -314,7 +314,8 @@ static void test_verbs(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(json_object_get_int_member(o, "owner_uid"), ==, getuid());
                 g_assert_cmpstr(json_object_get_string_member(o, "lifetime"), ==, "explicit");
                 g_assert_cmpstr(json_object_get_string_member(o, "path"), ==,
-                                one ? "/org/hugepaged1/reservation/vm1" : "/org/hugepaged1/reservation/vm_2d2");
+                                one ? HP_BUS_RESERVATION_PREFIX "/vm1"
+                                    : HP_BUS_RESERVATION_PREFIX "/vm_2d2");
         }
 
         /* show */
@@ -723,9 +724,10 @@ static void test_monitor_json(Fixture *f, gconstpointer data) {
                 JsonObject *o = json_node_get_object(root);
                 if (!g_str_equal(json_object_get_string_member(o, "event"), "InterfacesAdded"))
                         continue;
-                g_assert_cmpstr(json_object_get_string_member(o, "path"), ==, "/org/hugepaged1/reservation/mon2");
+                g_assert_cmpstr(json_object_get_string_member(o, "path"), ==,
+                                HP_BUS_RESERVATION_PREFIX "/mon2");
                 JsonObject *ifaces = json_object_get_object_member(o, "interfaces");
-                JsonObject *props = json_object_get_object_member(ifaces, "org.hugepaged1.Reservation");
+                JsonObject *props = json_object_get_object_member(ifaces, HP_BUS_IFACE_RESERVATION);
                 g_assert_cmpstr(json_object_get_string_member(props, "Name"), ==, "mon2");
                 g_assert_cmpint(json_object_get_int_member(props, "Pages"), ==, 4);
                 g_assert_cmpint(json_object_get_int_member(props, "PageSize"), ==, PS2M);

@@ -24,6 +24,7 @@
 #define MANAGER_PATH HP_BUS_PATH
 #define MANAGER_IFACE HP_BUS_IFACE_MANAGER
 #define RES_IFACE HP_BUS_IFACE_RESERVATION
+#define RES_PREFIX HP_BUS_RESERVATION_PREFIX "/"
 #define NODE0_PATH HP_BUS_POOL_PREFIX "/2048kB/node0"
 
 #define E_ACCESS "org.freedesktop.DBus.Error.AccessDenied"
@@ -161,7 +162,7 @@ static int reserve_as(uid_t uid, const char *name, guint64 bytes, char **ret_out
 static void reserve_as_ok(uid_t uid, const char *name, guint64 bytes) {
         g_autofree char *out = NULL;
         g_assert_cmpint(reserve_as(uid, name, bytes, &out), ==, 0);
-        g_assert_nonnull(strstr(out, "/org/hugepaged1/reservation/"));
+        g_assert_nonnull(strstr(out, HP_BUS_RESERVATION_PREFIX "/"));
 }
 
 /* Asserts failure with error name, and that the message contains needle (if not NULL). */
@@ -260,8 +261,8 @@ static char *xpath(const char *file, const char *expr) {
 }
 
 static void test_policy_file(void) {
-        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus", "org.hugepaged1.policy",
-                                                 NULL);
+        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
+                                                HP_BUS_NAME ".policy", NULL);
         const char *dtd = "/usr/share/polkit-1/policyconfig-1.dtd";
         static const char *const actions[] = { A_RESERVE, A_RELEASE_ANY, A_MANAGE };
         g_autofree char *out = NULL, *n = NULL;
@@ -287,10 +288,10 @@ static void test_policy_file(void) {
 }
 
 static void test_bus_policy_file(void) {
-        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus", "org.hugepaged1.conf",
-                                                 NULL);
+        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
+                                                HP_BUS_NAME ".conf", NULL);
         static const char *const ifaces[] = {
-                "org.hugepaged1.Manager", "org.hugepaged1.Reservation", "org.freedesktop.DBus.Properties",
+                HP_BUS_IFACE_MANAGER, HP_BUS_IFACE_RESERVATION, "org.freedesktop.DBus.Properties",
                 "org.freedesktop.DBus.Introspectable", "org.freedesktop.DBus.Peer",
                 "org.freedesktop.DBus.ObjectManager",
         };
@@ -302,7 +303,7 @@ static void test_bus_policy_file(void) {
         owners = xpath(file, "count(//allow[@own or @own_prefix])");
         g_assert_cmpstr(owners, ==, "1");
         root_own = xpath(file, "string(//policy[@user='root']/allow/@own)");
-        g_assert_cmpstr(root_own, ==, "org.hugepaged1");
+        g_assert_cmpstr(root_own, ==, HP_BUS_NAME);
         sends = xpath(file, "count(//allow[@send_destination])");
         g_assert_cmpstr(sends, ==, "6");
         /* Every send rule names its interface: nothing else reaches the daemon. */
@@ -327,9 +328,9 @@ static void test_bus_policy(Fixture *f, gconstpointer data) {
 
         /* Nobody else may own the name. */
         g_assert_cmpint(gdbus_as(NOBODY, &out, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                 "org.freedesktop.DBus.RequestName", "org.hugepaged1", "uint32 4", NULL), !=, 0);
+                                 "org.freedesktop.DBus.RequestName", HP_BUS_NAME, "uint32 4", NULL), !=, 0);
         g_assert_nonnull(strstr(out, E_ACCESS));
-        g_assert_nonnull(strstr(out, "org.hugepaged1"));
+        g_assert_nonnull(strstr(out, HP_BUS_NAME));
         g_clear_pointer(&out, g_free);
 
         /* Reading is for everyone, through every standard interface the policy lists. */
@@ -346,13 +347,13 @@ static void test_bus_policy(Fixture *f, gconstpointer data) {
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, MANAGER_IFACE ".GetReservation", "'roots'"), ==, 0);
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.Introspectable.Introspect"), ==, 0);
-        g_assert_nonnull(strstr(out, "org.hugepaged1.Manager"));
+        g_assert_nonnull(strstr(out, HP_BUS_IFACE_MANAGER));
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.Peer.Ping"), ==, 0);
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.ObjectManager.GetManagedObjects"),
                         ==, 0);
-        g_assert_nonnull(strstr(out, "/org/hugepaged1/reservation/roots"));
+        g_assert_nonnull(strstr(out, HP_BUS_RESERVATION_PREFIX "/roots"));
         g_clear_pointer(&out, g_free);
 
         /* Anything else is stopped by the bus, for everyone. */
@@ -396,7 +397,7 @@ static void test_reserve(Fixture *f, gconstpointer data) {
 
 static void test_release(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL;
-        g_autofree char *roots_path = g_strdup("/org/hugepaged1/reservation/roots");
+        g_autofree char *roots_path = g_strdup(HP_BUS_RESERVATION_PREFIX "/roots");
 
         root_reserve(f, "roots", 2 * PS2M);
         polkit_allow(f, (const char *const[]) { A_RESERVE, NULL });
@@ -422,7 +423,7 @@ static void test_release(Fixture *f, gconstpointer data) {
         /* Its own, through either. */
         g_assert_cmpint(release_as(NOBODY, "mine", &out), ==, 0);
         g_clear_pointer(&out, g_free);
-        g_assert_cmpint(call_as(OTHER, &out, "/org/hugepaged1/reservation/other", RES_IFACE ".Release"), ==, 0);
+        g_assert_cmpint(call_as(OTHER, &out, RES_PREFIX "other", RES_IFACE ".Release"), ==, 0);
         g_clear_pointer(&out, g_free);
         assert_reservations(f, "mine2:65534 other2:1 roots:0");
 
@@ -433,7 +434,7 @@ static void test_release(Fixture *f, gconstpointer data) {
         polkit_allow(f, (const char *const[]) { A_RELEASE_ANY, NULL });
         g_assert_cmpint(release_as(NOBODY, "roots", &out), ==, 0);
         g_clear_pointer(&out, g_free);
-        g_assert_cmpint(call_as(NOBODY, &out, "/org/hugepaged1/reservation/other2", RES_IFACE ".Release"), ==, 0);
+        g_assert_cmpint(call_as(NOBODY, &out, RES_PREFIX "other2", RES_IFACE ".Release"), ==, 0);
         assert_reservations(f, "");
         g_assert_cmpuint(nr(f, 0) + nr(f, 1), ==, 0);
 }
