@@ -123,9 +123,7 @@ static void test_malformed(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/access-denied", NULL, test_access_denied);
         ADD("/bus/malformed", NULL, test_malformed);

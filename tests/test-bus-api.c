@@ -177,9 +177,7 @@ static void test_manager_properties(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/introspection", NULL, test_introspection);
         ADD("/bus/manager-properties", NULL, test_manager_properties);

@@ -141,9 +141,7 @@ static void test_node_vanishes_mid_request(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 #define ADD(path, fn) g_test_add(path, HpFixture, &params, hp_fixture_setup, fn, hp_fixture_teardown)
         ADD("/bus/bad-kernel/write-fails", test_write_fails);
         ADD("/bus/bad-kernel/node-vanishes-between", test_node_vanishes_between);

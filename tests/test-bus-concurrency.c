@@ -228,9 +228,7 @@ static void test_no_blocking(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/outside-change", NULL, test_outside_change);
         ADD("/bus/many-clients", &params_floor_node1_7, test_many_clients);

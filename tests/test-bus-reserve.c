@@ -428,9 +428,7 @@ static void test_invalid_args(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/reserve-release", &params_floor_node1, test_reserve_release);
         ADD("/bus/options", NULL, test_options);

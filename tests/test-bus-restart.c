@@ -347,9 +347,7 @@ static void test_corrupt_state(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/lifetime/caller", NULL, test_lifetime_caller);
         ADD("/bus/lifetime/pid", NULL, test_lifetime_pid);

@@ -269,9 +269,7 @@ static void test_signals_burst(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
         ADD("/bus/signals", NULL, test_signals);
         ADD("/bus/signals-burst", NULL, test_signals_burst);

@@ -781,11 +781,7 @@ static void test_completion(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available()) {
-                g_printerr("no /dev/fuse: skipping\n");
-                return 77;
-        }
+        hp_test_init(&argc, &argv);
 
 #define ADD_P(name, params, setup, fn) \
         g_test_add("/hugepagectl/" name, HpFixture, params, setup, fn, hp_fixture_teardown)

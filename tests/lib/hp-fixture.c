@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The bus tests' daemon fixture: see hp-fixture.h. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -67,6 +68,14 @@ void hp_fixture_daemon_end(HpFixture *f, int sig) {
 
 guint64 hp_fixture_nr(HpFixture *f, int node, guint64 kb) {
         return fake_kernel_get(f->fk, node, kb, "nr");
+}
+
+void hp_test_init(int *argc, char ***argv) {
+        test_harness_init(argc, argv);
+        if (!fake_kernel_available()) {
+                g_printerr("no /dev/fuse: skipping\n");
+                exit(77);
+        }
 }
 
 void hp_fixture_setup(HpFixture *f, gconstpointer data) {

@@ -45,6 +45,9 @@ typedef struct HpFixture {
         char *polkit_log;
 } HpFixture;
 
+/* test_harness_init(), and exit status 77 (skipped) where the fake kernel can't be mounted (no /dev/fuse). */
+void hp_test_init(int *argc, char ***argv);
+
 /* g_test_add() setup and teardown: data is a const HpTestParams *, NULL for all defaults. */
 void hp_fixture_setup(HpFixture *f, gconstpointer data);
 void hp_fixture_teardown(HpFixture *f, gconstpointer data);
