@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): Callers the daemon must refuse: other users under the bus policy, and malformed messages. */
+/* Bus tests (see test-bus.h), callers the daemon must refuse: other users under the bus policy, and
+ * malformed messages. */
 #include "test-bus.h"
 
 /* ---- other users ---- */

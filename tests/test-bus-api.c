@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): The bus API against its contract: the running daemon's introspection compared with
- * dbus/org.hugepaged1.xml, and the Manager's properties. */
+/* Bus tests (see test-bus.h), the bus API against its contract: the running daemon's introspection compared
+ * with dbus/org.hugepaged1.xml, and the Manager's properties. */
 #include "test-bus.h"
 
 /* ---- 1. introspection against the contract ---- */

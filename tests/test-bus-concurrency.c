@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): Concurrency: changes from outside the daemon, many clients at once, warm pools and a loop that never
- * blocks on a slow kernel write. */
+/* Bus tests (see test-bus.h), concurrency: changes from outside the daemon, many clients at once, warm pools
+ * and a loop that never blocks on a slow kernel write. */
 #include "test-bus.h"
 
 /* ---- 10. changes from outside ---- */

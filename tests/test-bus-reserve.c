@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): Reserve and Release: placement, options, every error reply, the limits and invalid arguments. */
+/* Bus tests (see test-bus.h), Reserve and Release: placement, options, every error reply, the limits and
+ * invalid arguments. */
 #include "test-bus.h"
 
 /* ---- 3. reserve and release ---- */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): Lifetimes and restarts: caller and pid lifetimes, SIGKILL and SIGTERM, owners gone while the daemon
- * was down, a request cut short, readiness and watchdog, bad configuration and corrupt state. */
+/* Bus tests (see test-bus.h), lifetimes and restarts: caller and pid lifetimes, SIGKILL and SIGTERM, owners
+ * gone while the daemon was down, a request cut short, readiness and watchdog, bad configuration and corrupt
+ * state. */
 #include "test-bus.h"
 
 /* ---- 8. lifetimes ---- */

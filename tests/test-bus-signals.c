@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus tests (see test-bus.h): Signals: ObjectManager and PropertiesChanged after each change, and their coalescing in a burst. */
+/* Bus tests (see test-bus.h), signals: ObjectManager and PropertiesChanged after each change, and their
+ * coalescing in a burst. */
 #include "test-bus.h"
 
 static int strcmp_indirect(gconstpointer a, gconstpointer b) {
