@@ -364,7 +364,7 @@ static char *read_address(int fd) {
 
 TestBus *test_bus_start(void) {
         const char *src = harness_require_env("HUGEPAGED_SOURCE_ROOT");
-        g_autofree char *policy = g_build_filename(src, "dbus", "org.hugepaged1.conf", NULL);
+        g_autofree char *policy = g_build_filename(src, "dbus", HP_BUS_NAME ".conf", NULL);
         g_autofree char *config_path = NULL, *socket_path = NULL, *esc_socket = NULL, *esc_policy = NULL;
         g_autofree char *config = NULL, *config_arg = NULL;
         g_autofree char *dbus_daemon = g_find_program_in_path("dbus-daemon");
