@@ -16,7 +16,9 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 
-#define BUS_NAME "org.hugepaged1"
+#include "hugepaged-bus-api.h"
+
+#define BUS_NAME HP_BUS_NAME
 
 static int exit_code;
 

@@ -5,104 +5,41 @@
 #include <signal.h>
 #include <string.h>
 
-#include <glib/gstdio.h>
-
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-client.h"
+#include "hp-fixture.h"
 
 #define PS2M (2ULL * 1024 * 1024)
 #define KB2M 2048
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
-#define CONFIG "[Allocation]\nMaxAttempts=2\nTimeoutSec=5\n[Daemon]\nRefreshIntervalSec=0\n"
+#define MANAGER_PATH HP_BUS_PATH
+#define MANAGER_IFACE HP_BUS_IFACE_MANAGER
 
-typedef struct Fixture {
-        FakeKernel *fk;
-        TestBus *bus;
-        TestDaemon *d;
-        GDBusConnection *c;
-        char *dir, *state_dir, *config;
-} Fixture;
+typedef HpFixture Fixture;
 
-static void setup(Fixture *f, gconstpointer data) {
-        static const char *const fk_args[] = { "--nodes=0,1", NULL };
-
-        f->fk = fake_kernel_start(fk_args);
-        fake_kernel_control(f->fk, "set_nr 0 2048 3");
-        f->bus = test_bus_start();
-        f->dir = test_tmpdir("hugepaged-badinput-XXXXXX");
-        f->state_dir = g_build_filename(f->dir, "state", NULL);
-        g_assert_cmpint(g_mkdir(f->state_dir, 0755), ==, 0);
-        f->config = g_build_filename(f->dir, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(f->config, CONFIG, -1, NULL));
-        f->d = test_daemon_start(f->bus, fake_kernel_root(f->fk), f->state_dir, f->config, NULL);
-        f->c = test_bus_connect(f->bus);
-}
-
-static void teardown(Fixture *f, gconstpointer data) {
-        (void) g_dbus_connection_close_sync(f->c, NULL, NULL);
-        g_clear_object(&f->c);
+static const HpTestParams params = {
+        .fk_control = (const char *const[]) { "set_nr 0 2048 3", NULL },
+        .config = "[Allocation]\nMaxAttempts=2\nTimeoutSec=5\n[Daemon]\nRefreshIntervalSec=0\n",
         /* Whatever the kernel did, the daemon must still be there and stop cleanly. */
-        g_assert_true(test_daemon_is_running(f->d));
-        g_assert_cmpint(test_daemon_stop(f->d), ==, 0);
-        g_clear_pointer(&f->d, test_daemon_free);
-        g_clear_pointer(&f->bus, test_bus_stop);
-        g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!test_failed())
-                test_rm_rf(f->dir);
-        g_free(f->dir);
-        g_free(f->state_dir);
-        g_free(f->config);
-}
+        .daemon_end = HP_DAEMON_END_MUST_RUN,
+};
 
+/* Reserve of the default page size: the error, or NULL. */
 static GError *reserve(Fixture *f, const char *name, guint64 bytes, const char *options) {
-        g_autoptr(GVariant) reply = NULL;
+        g_autofree char *path = NULL;
         GError *e = NULL;
 
-        reply = test_call(f->c, MANAGER_PATH, MANAGER_IFACE, "Reserve",
-                          g_variant_new("(stt@a{sv})", name, (guint64) 0, bytes, test_opts(options)),
-                          G_VARIANT_TYPE("(o)"), &e);
-        g_assert_true((reply == NULL) == (e != NULL));
+        path = hp_reserve(f->c, name, 0, bytes, test_opts(options), &e);
+        g_assert_true((path == NULL) == (e != NULL));
         return e;
 }
 
 static guint n_reservations(Fixture *f) {
-        g_autoptr(GError) e = NULL;
-        g_autoptr(GVariant) reply = test_call(f->c, MANAGER_PATH, MANAGER_IFACE, "ListReservations", NULL,
-                                              G_VARIANT_TYPE("(a(sttuso))"), &e);
-        g_autoptr(GVariant) list = NULL;
-
-        g_assert_no_error(e);
-        list = g_variant_get_child_value(reply, 0);
-        return (guint) g_variant_n_children(list);
-}
-
-/* The daemon's view of node 0's 2M pool: (nr, reserved, floor). */
-static void pool0(Fixture *f, guint64 *nr, guint64 *reserved, guint64 *floor) {
-        g_autoptr(GError) e = NULL;
-        g_autoptr(GVariant) reply = test_call(f->c, MANAGER_PATH, MANAGER_IFACE, "ListPools", NULL,
-                                              G_VARIANT_TYPE("(a(tittttt))"), &e);
-        g_autoptr(GVariantIter) it = NULL;
-        guint64 ps, n, fr, sp, res, fl;
-        gint32 node;
-        gboolean found = FALSE;
-
-        g_assert_no_error(e);
-        g_variant_get(reply, "(a(tittttt))", &it);
-        while (g_variant_iter_next(it, "(tittttt)", &ps, &node, &n, &fr, &sp, &res, &fl))
-                if (ps == PS2M && node == 0) {
-                        *nr = n;
-                        *reserved = res;
-                        *floor = fl;
-                        found = TRUE;
-                }
-        g_assert_true(found);
+        return hp_n_reservations(f->c);
 }
 
 static void assert_node0_at(Fixture *f, guint64 reserved) {
         guint64 nr = 0, res = 0, floor = 0;
 
-        pool0(f, &nr, &res, &floor);
+        g_assert_true(hp_pool_row(f->c, PS2M, 0, &nr, &res, &floor));
         g_assert_cmpuint(floor, ==, 3);
         g_assert_cmpuint(res, ==, reserved);
         g_assert_cmpuint(nr, ==, 3 + reserved);
@@ -204,12 +141,10 @@ static void test_node_vanishes_mid_request(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
-        g_test_add("/bus/bad-kernel/write-fails", Fixture, NULL, setup, test_write_fails, teardown);
-        g_test_add("/bus/bad-kernel/node-vanishes-between", Fixture, NULL, setup, test_node_vanishes_between, teardown);
-        g_test_add("/bus/bad-kernel/node-vanishes-mid-request", Fixture, NULL, setup, test_node_vanishes_mid_request,
-                   teardown);
+        hp_test_init(&argc, &argv);
+#define ADD(path, fn) g_test_add(path, HpFixture, &params, hp_fixture_setup, fn, hp_fixture_teardown)
+        ADD("/bus/bad-kernel/write-fails", test_write_fails);
+        ADD("/bus/bad-kernel/node-vanishes-between", test_node_vanishes_between);
+        ADD("/bus/bad-kernel/node-vanishes-mid-request", test_node_vanishes_mid_request);
         return g_test_run();
 }

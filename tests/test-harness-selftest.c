@@ -151,7 +151,7 @@ static void test_bus_policy_root(void) {
         g_clear_error(&error);
 
         /* The project's policy file was included: root may own the daemon's name. */
-        g_assert_cmpuint(request_name(c1, "org.hugepaged1", &error), ==, 1);
+        g_assert_cmpuint(request_name(c1, HP_BUS_NAME, &error), ==, 1);
         g_assert_no_error(error);
         /* And a polkit mock could run. */
         g_assert_cmpuint(request_name(c2, "org.freedesktop.PolicyKit1", &error), ==, 1);
@@ -164,7 +164,7 @@ static void test_bus_policy_root(void) {
         g_assert_null(r);
         g_clear_error(&error);
         /* ...except to org.hugepaged1 (project policy) and the polkit name (harness). */
-        r = ping(c2, "org.hugepaged1", &error);
+        r = ping(c2, HP_BUS_NAME, &error);
         g_assert_no_error(error);
         g_clear_pointer(&r, g_variant_unref);
         r = ping(c3, "org.freedesktop.PolicyKit1", &error);
@@ -213,7 +213,7 @@ static void test_bus_policy_unprivileged(void) {
                 return;
         }
         b = test_bus_start();
-        r = try_own("org.hugepaged1", TRUE);
+        r = try_own(HP_BUS_NAME, TRUE);
         if (r == -1 || r == 126) {
                 /* e.g. the build tree is under a directory nobody cannot enter */
                 g_test_skip("cannot run the stub as nobody");
@@ -222,7 +222,7 @@ static void test_bus_policy_unprivileged(void) {
         }
         g_assert_cmpint(r, ==, 3);
         g_assert_cmpint(try_own("org.freedesktop.PolicyKit1", TRUE), ==, 3);
-        g_assert_cmpint(try_own("org.hugepaged1", FALSE), ==, 0);
+        g_assert_cmpint(try_own(HP_BUS_NAME, FALSE), ==, 0);
         test_bus_stop(b);
 }
 
@@ -262,7 +262,7 @@ static void test_daemon_lifecycle(void) {
 
         /* The name belongs to the process we spawned. */
         c = test_bus_connect(b);
-        owner = bus_call(c, "GetNameOwner", g_variant_new("(s)", "org.hugepaged1"), "(s)", NULL);
+        owner = bus_call(c, "GetNameOwner", g_variant_new("(s)", HP_BUS_NAME), "(s)", NULL);
         g_assert_nonnull(owner);
         g_variant_get(owner, "(&s)", &unique);
         owner_pid = bus_call(c, "GetConnectionUnixProcessID", g_variant_new("(s)", unique), "(u)", NULL);

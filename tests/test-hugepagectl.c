@@ -13,22 +13,40 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-client.h"
+#include "hp-fixture.h"
 
 #define MB2 2048
 #define GB1 1048576
 #define PS2M (2ULL * 1024 * 1024)
 #define PS1G (1024ULL * 1024 * 1024)
 
-typedef struct Fixture {
-        FakeKernel *fk;
-        TestBus *bus;
-        TestDaemon *daemon;
-        GDBusConnection *conn;
-        char *tmp;
-        char *mounts;
-} Fixture;
+typedef HpFixture Fixture;
+
+#define CONFIG "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n"
+/* Two 1 GiB pages on each node at start, as a kernel command line sets them aside. */
+#define BOOT_1G (const char *const[]) { "set_nr 0 1048576 2", "set_nr 1 1048576 2", NULL }
+
+static const HpTestParams params_default = { .config = CONFIG, .daemon_end = HP_DAEMON_END_CLEAN };
+static const HpTestParams params_limit = {
+        .config = CONFIG "[Pool 2M]\nMaxPages=100\n",
+        .daemon_end = HP_DAEMON_END_CLEAN,
+};
+static const HpTestParams params_boot_floor = {
+        .config = CONFIG,
+        .fk_control = BOOT_1G,
+        .daemon_end = HP_DAEMON_END_CLEAN,
+};
+static const HpTestParams params_boot_spare = {
+        .config = CONFIG "[Pool 1G]\nAdopt=spare\n",
+        .fk_control = BOOT_1G,
+        .daemon_end = HP_DAEMON_END_CLEAN,
+};
+
+/* The /proc/mounts hugepagectl reads. */
+static char *mounts_path(Fixture *f) {
+        return g_build_filename(f->dir, "mounts", NULL);
+}
 
 static char *ctl_bin(void) {
         const char *bin = g_getenv("HUGEPAGECTL_BIN");
@@ -42,8 +60,9 @@ static char **ctl_env(Fixture *f, const char *bus_address) {
         char **env = g_get_environ();
         if (bus_address)
                 env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", bus_address, TRUE);
-        if (f->mounts)
-                env = g_environ_setenv(env, "HUGEPAGECTL_PROC_MOUNTS", f->mounts, TRUE);
+        g_autofree char *mounts = mounts_path(f);
+
+        env = g_environ_setenv(env, "HUGEPAGECTL_PROC_MOUNTS", mounts, TRUE);
         return env;
 }
 
@@ -97,58 +116,24 @@ static guint64 fk_nr(Fixture *f, int node, guint64 kb) {
         return fake_kernel_get(f->fk, node, kb, "nr");
 }
 
-/* boot_1g: 1 GiB pages already in the pools when the daemon starts, as a kernel command line sets them aside. */
-static void setup_with_pages(Fixture *f, const char *config_text, unsigned boot_1g) {
-        const char *const args[] = { "--nodes=0,1", NULL };
-        g_autofree char *config = NULL;
+static void setup(Fixture *f, gconstpointer data) {
+        g_autofree char *mounts = NULL;
 
-        f->tmp = test_tmpdir("hugepagectl-XXXXXX");
+        hp_fixture_setup(f, data);
         /* 2 MiB pages are mounted, 1 GiB pages are not. */
-        f->mounts = g_build_filename(f->tmp, "mounts", NULL);
-        g_assert_true(g_file_set_contents(f->mounts,
+        mounts = mounts_path(f);
+        g_assert_true(g_file_set_contents(mounts,
                                           "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
                                           "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n"
                                           "tmpfs /run tmpfs rw,nosuid,nodev,size=1024k 0 0\n",
                                           -1, NULL));
-        config = g_build_filename(f->tmp, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(config, config_text, -1, NULL));
-        f->fk = fake_kernel_start(args);
-        for (int node = 0; node < 2 && boot_1g > 0; node++)
-                fake_kernel_control(f->fk, "set_nr %d %d %u", node, GB1, boot_1g);
-        f->bus = test_bus_start();
-        f->conn = test_bus_connect(f->bus);
-        f->daemon = test_daemon_start(f->bus, fake_kernel_root(f->fk), NULL, config, NULL);
 }
 
-static void setup_with(Fixture *f, const char *config_text) {
-        setup_with_pages(f, config_text, 0);
-}
-
-static void setup(Fixture *f, gconstpointer data) {
-        setup_with(f, "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n");
-}
-
-static void setup_limit(Fixture *f, gconstpointer data) {
-        setup_with(f, "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n[Pool 2M]\nMaxPages=100\n");
-}
-
-/* Two 1 GiB pages on each node at start; the kernel can give no more. */
+/* The kernel can give no more 1 GiB pages than the two per node it set aside at boot. */
 static void setup_boot_pages(Fixture *f, gconstpointer data) {
-        setup_with_pages(f, data, 2);
+        setup(f, data);
         fake_kernel_control(f->fk, "capacity 0 %d 2", GB1);
         fake_kernel_control(f->fk, "capacity 1 %d 2", GB1);
-}
-
-static void teardown(Fixture *f, gconstpointer data) {
-        if (f->daemon)
-                g_assert_cmpint(test_daemon_stop(f->daemon), ==, 0);
-        g_clear_pointer(&f->daemon, test_daemon_free);
-        g_clear_object(&f->conn);
-        g_clear_pointer(&f->bus, test_bus_stop);
-        g_clear_pointer(&f->fk, fake_kernel_stop);
-        test_rm_rf(f->tmp);
-        g_free(f->tmp);
-        g_free(f->mounts);
 }
 
 static void assert_one_line(const char *s) {
@@ -158,7 +143,7 @@ static void assert_one_line(const char *s) {
 
 static gboolean reservation_exists(Fixture *f, const char *name) {
         g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = test_call(f->conn, "/org/hugepaged1", "org.hugepaged1.Manager", "GetReservation",
+        g_autoptr(GVariant) reply = test_call(f->c, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "GetReservation",
                                               g_variant_new("(s)", name), G_VARIANT_TYPE("(o)"), &error);
         return reply != NULL;
 }
@@ -329,7 +314,8 @@ static void test_verbs(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(json_object_get_int_member(o, "owner_uid"), ==, getuid());
                 g_assert_cmpstr(json_object_get_string_member(o, "lifetime"), ==, "explicit");
                 g_assert_cmpstr(json_object_get_string_member(o, "path"), ==,
-                                one ? "/org/hugepaged1/reservation/vm1" : "/org/hugepaged1/reservation/vm_2d2");
+                                one ? HP_BUS_RESERVATION_PREFIX "/vm1"
+                                    : HP_BUS_RESERVATION_PREFIX "/vm_2d2");
         }
 
         /* show */
@@ -434,7 +420,9 @@ static void test_verbs(Fixture *f, gconstpointer data) {
 
 /* A mount without pagesize= serves the default size. */
 static void test_status_default_mount(Fixture *f, gconstpointer data) {
-        g_assert_true(g_file_set_contents(f->mounts,
+        g_autofree char *mounts = mounts_path(f);
+
+        g_assert_true(g_file_set_contents(mounts,
                                           "none /mnt/huge\\040pages hugetlbfs rw,relatime 0 0\n"
                                           "none /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M 0 0\n",
                                           -1, NULL));
@@ -546,8 +534,8 @@ static void test_limit(Fixture *f, gconstpointer data) {
 static void test_no_daemon(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *sock = NULL, *addr = NULL;
 
-        g_assert_cmpint(test_daemon_stop(f->daemon), ==, 0);
-        g_clear_pointer(&f->daemon, test_daemon_free);
+        g_assert_cmpint(test_daemon_stop(f->d), ==, 0);
+        g_clear_pointer(&f->d, test_daemon_free);
 
         g_assert_cmpint(CTL(f, &out, &err, "list"), ==, 5);
         g_assert_cmpstr(out, ==, "");
@@ -555,7 +543,7 @@ static void test_no_daemon(Fixture *f, gconstpointer data) {
                         "hugepagectl: cannot list reservations: hugepaged is not running (org.hugepaged1 is not on the "
                         "system bus)\n");
 
-        sock = g_build_filename(f->tmp, "no-such-socket", NULL);
+        sock = g_build_filename(f->dir, "no-such-socket", NULL);
         addr = g_strdup_printf("unix:path=%s", sock);
         g_assert_cmpint(ctl_run_on(f, addr, &out2, &err2, (const char *const[]) { "status", NULL }), ==, 5);
         g_assert_true(g_str_has_prefix(err2, "hugepagectl: "));
@@ -678,7 +666,7 @@ static void test_lifetime_caller(Fixture *f, gconstpointer data) {
 
 static void reserve_by_other_client(Fixture *f, const char *name) {
         g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = test_call(f->conn, "/org/hugepaged1", "org.hugepaged1.Manager", "Reserve",
+        g_autoptr(GVariant) reply = test_call(f->c, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "Reserve",
                                               g_variant_new("(stta{sv})", name, (guint64) 0, (guint64) 4 * PS2M, NULL),
                                               G_VARIANT_TYPE("(o)"), &error);
         g_assert_no_error(error);
@@ -686,7 +674,7 @@ static void reserve_by_other_client(Fixture *f, const char *name) {
 
 static void release_by_other_client(Fixture *f, const char *name) {
         g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = test_call(f->conn, "/org/hugepaged1", "org.hugepaged1.Manager", "Release",
+        g_autoptr(GVariant) reply = test_call(f->c, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "Release",
                                               g_variant_new("(s)", name), G_VARIANT_TYPE("()"), &error);
         g_assert_no_error(error);
 }
@@ -736,9 +724,10 @@ static void test_monitor_json(Fixture *f, gconstpointer data) {
                 JsonObject *o = json_node_get_object(root);
                 if (!g_str_equal(json_object_get_string_member(o, "event"), "InterfacesAdded"))
                         continue;
-                g_assert_cmpstr(json_object_get_string_member(o, "path"), ==, "/org/hugepaged1/reservation/mon2");
+                g_assert_cmpstr(json_object_get_string_member(o, "path"), ==,
+                                HP_BUS_RESERVATION_PREFIX "/mon2");
                 JsonObject *ifaces = json_object_get_object_member(o, "interfaces");
-                JsonObject *props = json_object_get_object_member(ifaces, "org.hugepaged1.Reservation");
+                JsonObject *props = json_object_get_object_member(ifaces, HP_BUS_IFACE_RESERVATION);
                 g_assert_cmpstr(json_object_get_string_member(props, "Name"), ==, "mon2");
                 g_assert_cmpint(json_object_get_int_member(props, "Pages"), ==, 4);
                 g_assert_cmpint(json_object_get_int_member(props, "PageSize"), ==, PS2M);
@@ -792,13 +781,11 @@ static void test_completion(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available()) {
-                g_printerr("no /dev/fuse: skipping\n");
-                return 77;
-        }
+        hp_test_init(&argc, &argv);
 
-#define ADD(name, fn) g_test_add("/hugepagectl/" name, Fixture, NULL, setup, fn, teardown)
+#define ADD_P(name, params, setup, fn) \
+        g_test_add("/hugepagectl/" name, HpFixture, params, setup, fn, hp_fixture_teardown)
+#define ADD(name, fn) ADD_P(name, &params_default, setup, fn)
         ADD("help", test_help);
         ADD("usage-errors", test_usage_errors);
         ADD("sizes", test_sizes);
@@ -814,11 +801,8 @@ int main(int argc, char *argv[]) {
         ADD("monitor", test_monitor);
         ADD("monitor-json", test_monitor_json);
         ADD("completion", test_completion);
-        g_test_add("/hugepagectl/limit", Fixture, NULL, setup_limit, test_limit, teardown);
-        g_test_add("/hugepagectl/boot-pages-floor", Fixture, "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n",
-                   setup_boot_pages, test_boot_pages_floor, teardown);
-        g_test_add("/hugepagectl/boot-pages-spare", Fixture,
-                   "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n[Pool 1G]\nAdopt=spare\n", setup_boot_pages,
-                   test_boot_pages_spare, teardown);
+        ADD_P("limit", &params_limit, setup, test_limit);
+        ADD_P("boot-pages-floor", &params_boot_floor, setup_boot_pages, test_boot_pages_floor);
+        ADD_P("boot-pages-spare", &params_boot_spare, setup_boot_pages, test_boot_pages_spare);
         return g_test_run();
 }

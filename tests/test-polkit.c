@@ -12,8 +12,8 @@
 
 #include <glib/gstdio.h>
 
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-client.h"
+#include "hp-fixture.h"
 
 #define PS2M (2ULL * 1024 * 1024)
 #define KB2M 2048
@@ -21,44 +21,35 @@
 /* A second unprivileged uid; dbus-daemon refuses uids without a passwd entry, and Debian always has daemon. */
 #define OTHER 1
 
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
-#define RES_IFACE "org.hugepaged1.Reservation"
-#define NODE0_PATH "/org/hugepaged1/pool/2048kB/node0"
+#define MANAGER_PATH HP_BUS_PATH
+#define MANAGER_IFACE HP_BUS_IFACE_MANAGER
+#define RES_IFACE HP_BUS_IFACE_RESERVATION
+#define RES_PREFIX HP_BUS_RESERVATION_PREFIX "/"
+#define NODE0_PATH HP_BUS_POOL_PREFIX "/2048kB/node0"
 
 #define E_ACCESS "org.freedesktop.DBus.Error.AccessDenied"
-#define E_LIMIT "org.hugepaged1.Error.LimitExceeded"
+#define E_LIMIT HP_BUS_ERROR_LIMIT_EXCEEDED
 #define E_LIMITS "org.freedesktop.DBus.Error.LimitsExceeded"
 
-#define A_RESERVE "org.hugepaged1.reserve"
-#define A_RELEASE_ANY "org.hugepaged1.release-any"
-#define A_MANAGE "org.hugepaged1.manage"
+#define A_RESERVE HP_POLKIT_ACTION_RESERVE
+#define A_RELEASE_ANY HP_POLKIT_ACTION_RELEASE_ANY
+#define A_MANAGE HP_POLKIT_ACTION_MANAGE
 
-#define POLKIT_NAME "org.freedesktop.PolicyKit1"
-#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
-#define MOCK_IFACE "org.freedesktop.DBus.Mock"
-/* The test bus' python, not the first python3 in PATH: that one may lack dbus-python and dbusmock. */
-#define PYTHON "/usr/bin/python3"
+#define POLKIT_NAME HP_POLKIT_NAME
+#define POLKIT_PATH HP_POLKIT_PATH
+#define MOCK_IFACE HP_POLKIT_MOCK_IFACE
 
-#define BASE_CONFIG "[Allocation]\nMaxAttempts=3\nTimeoutSec=10\n"
+#define PYTHON HP_TEST_PYTHON
+#define BASE_CONFIG HP_TEST_DEFAULT_CONFIG
 #define WAIT_MS 15000
 
 /* ---- fixture ---- */
 
-typedef struct Params {
-        const char *config;   /* appended to BASE_CONFIG */
-        gboolean no_polkit;   /* polkit is not on the bus */
-} Params;
+typedef HpFixture Fixture;
 
-typedef struct Fixture {
-        FakeKernel *fk;
-        TestBus *bus;
-        char *dir;
-        TestDaemon *d;
-        GDBusConnection *c; /* root's */
-        GPid polkit;
-        char *polkit_log;
-} Fixture;
+/* The mock polkitd on the bus; whatever a test did, the daemon must still be alive and stop cleanly. */
+#define PARAMS(...) { .polkit = TRUE, .daemon_end = HP_DAEMON_END_MUST_RUN, __VA_ARGS__ }
+static const HpTestParams params_default = PARAMS();
 
 static void child_setup(gpointer data) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -66,98 +57,10 @@ static void child_setup(gpointer data) {
 }
 
 static gboolean name_has_owner(GDBusConnection *c, const char *name) {
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                                            "org.freedesktop.DBus", "NameHasOwner",
-                                                            g_variant_new("(s)", name), G_VARIANT_TYPE("(b)"),
-                                                            G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-        gboolean b = FALSE;
-        if (r)
-                g_variant_get(r, "(b)", &b);
-        return b;
+        return hp_name_has_owner(c, name);
 }
 
-#define WAIT_FOR(cond, ms)                                                                              \
-        G_STMT_START {                                                                                  \
-                gint64 _deadline = g_get_monotonic_time() + (gint64) (ms) * 1000;                       \
-                while (!(cond)) {                                                                       \
-                        if (g_get_monotonic_time() > _deadline) {                                       \
-                                g_assert_true(cond);                                                    \
-                                break;                                                                  \
-                        }                                                                               \
-                        g_usleep(10000);                                                                \
-                }                                                                                       \
-        } G_STMT_END
-
-static void polkit_start(Fixture *f) {
-        const char *argv[] = { PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd", NULL };
-        g_autoptr(GError) e = NULL;
-        int fd;
-
-        f->polkit_log = g_build_filename(f->dir, "polkitd-mock.log", NULL);
-        fd = open(f->polkit_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        g_assert_cmpint(fd, >=, 0);
-        /* DBUS_SYSTEM_BUS_ADDRESS points at the test bus (test_bus_start() set it), and the child inherits it. */
-        g_assert_true(g_spawn_async_with_fds(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_setup,
-                                             NULL, &f->polkit, -1, fd, fd, &e));
-        g_assert_no_error(e);
-        close(fd);
-        WAIT_FOR(name_has_owner(f->c, POLKIT_NAME), WAIT_MS);
-}
-
-static void polkit_stop(Fixture *f) {
-        int status;
-        if (f->polkit <= 0)
-                return;
-        (void) kill(f->polkit, SIGTERM);
-        (void) waitpid(f->polkit, &status, 0);
-        f->polkit = 0;
-}
-
-static void setup(Fixture *f, gconstpointer data) {
-        static const char *const fk_args[] = { "--nodes=0,1", NULL };
-        static const Params defaults = {};
-        const Params *p = data ?: &defaults;
-        g_autofree char *config = NULL, *config_text = NULL, *state = NULL;
-
-        f->fk = fake_kernel_start(fk_args);
-        f->bus = test_bus_start();
-        f->dir = test_tmpdir("hugepaged-test-polkit-XXXXXX");
-        g_assert_cmpint(g_chmod(f->dir, 0755), ==, 0);
-        state = g_build_filename(f->dir, "state", NULL);
-        g_assert_cmpint(g_mkdir(state, 0755), ==, 0);
-        config = g_build_filename(f->dir, "hugepaged.conf", NULL);
-        config_text = g_strconcat(BASE_CONFIG, p->config ?: "", NULL);
-        g_assert_true(g_file_set_contents(config, config_text, -1, NULL));
-        f->c = test_bus_connect(f->bus);
-        if (!p->no_polkit)
-                polkit_start(f);
-        f->d = test_daemon_start(f->bus, fake_kernel_root(f->fk), state, config, NULL);
-}
-
-static void teardown(Fixture *f, gconstpointer data) {
-        if (test_failed() && f->polkit_log) {
-                g_autofree char *log = NULL;
-                if (g_file_get_contents(f->polkit_log, &log, NULL, NULL))
-                        g_printerr("\n===== polkitd mock log =====\n%s===== end of polkitd mock log =====\n", log);
-        }
-        if (f->d) {
-                /* Whatever happened, the daemon must still be alive and stop cleanly. */
-                g_assert_true(test_daemon_is_running(f->d));
-                g_assert_cmpint(test_daemon_stop(f->d), ==, 0);
-                g_clear_pointer(&f->d, test_daemon_free);
-        }
-        polkit_stop(f);
-        if (f->c) {
-                (void) g_dbus_connection_close_sync(f->c, NULL, NULL);
-                g_clear_object(&f->c);
-        }
-        g_clear_pointer(&f->bus, test_bus_stop);
-        g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!test_failed())
-                test_rm_rf(f->dir);
-        g_free(f->dir);
-        g_free(f->polkit_log);
-}
+#define WAIT_FOR(cond, ms) HP_WAIT_FOR(cond, ms)
 
 /* ---- helpers ---- */
 
@@ -259,7 +162,7 @@ static int reserve_as(uid_t uid, const char *name, guint64 bytes, char **ret_out
 static void reserve_as_ok(uid_t uid, const char *name, guint64 bytes) {
         g_autofree char *out = NULL;
         g_assert_cmpint(reserve_as(uid, name, bytes, &out), ==, 0);
-        g_assert_nonnull(strstr(out, "/org/hugepaged1/reservation/"));
+        g_assert_nonnull(strstr(out, HP_BUS_RESERVATION_PREFIX "/"));
 }
 
 /* Asserts failure with error name, and that the message contains needle (if not NULL). */
@@ -358,8 +261,8 @@ static char *xpath(const char *file, const char *expr) {
 }
 
 static void test_policy_file(void) {
-        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus", "org.hugepaged1.policy",
-                                                 NULL);
+        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
+                                                HP_BUS_NAME ".policy", NULL);
         const char *dtd = "/usr/share/polkit-1/policyconfig-1.dtd";
         static const char *const actions[] = { A_RESERVE, A_RELEASE_ANY, A_MANAGE };
         g_autofree char *out = NULL, *n = NULL;
@@ -385,10 +288,10 @@ static void test_policy_file(void) {
 }
 
 static void test_bus_policy_file(void) {
-        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus", "org.hugepaged1.conf",
-                                                 NULL);
+        g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "dbus",
+                                                HP_BUS_NAME ".conf", NULL);
         static const char *const ifaces[] = {
-                "org.hugepaged1.Manager", "org.hugepaged1.Reservation", "org.freedesktop.DBus.Properties",
+                HP_BUS_IFACE_MANAGER, HP_BUS_IFACE_RESERVATION, "org.freedesktop.DBus.Properties",
                 "org.freedesktop.DBus.Introspectable", "org.freedesktop.DBus.Peer",
                 "org.freedesktop.DBus.ObjectManager",
         };
@@ -400,7 +303,7 @@ static void test_bus_policy_file(void) {
         owners = xpath(file, "count(//allow[@own or @own_prefix])");
         g_assert_cmpstr(owners, ==, "1");
         root_own = xpath(file, "string(//policy[@user='root']/allow/@own)");
-        g_assert_cmpstr(root_own, ==, "org.hugepaged1");
+        g_assert_cmpstr(root_own, ==, HP_BUS_NAME);
         sends = xpath(file, "count(//allow[@send_destination])");
         g_assert_cmpstr(sends, ==, "6");
         /* Every send rule names its interface: nothing else reaches the daemon. */
@@ -425,9 +328,9 @@ static void test_bus_policy(Fixture *f, gconstpointer data) {
 
         /* Nobody else may own the name. */
         g_assert_cmpint(gdbus_as(NOBODY, &out, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                 "org.freedesktop.DBus.RequestName", "org.hugepaged1", "uint32 4", NULL), !=, 0);
+                                 "org.freedesktop.DBus.RequestName", HP_BUS_NAME, "uint32 4", NULL), !=, 0);
         g_assert_nonnull(strstr(out, E_ACCESS));
-        g_assert_nonnull(strstr(out, "org.hugepaged1"));
+        g_assert_nonnull(strstr(out, HP_BUS_NAME));
         g_clear_pointer(&out, g_free);
 
         /* Reading is for everyone, through every standard interface the policy lists. */
@@ -444,13 +347,13 @@ static void test_bus_policy(Fixture *f, gconstpointer data) {
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, MANAGER_IFACE ".GetReservation", "'roots'"), ==, 0);
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.Introspectable.Introspect"), ==, 0);
-        g_assert_nonnull(strstr(out, "org.hugepaged1.Manager"));
+        g_assert_nonnull(strstr(out, HP_BUS_IFACE_MANAGER));
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.Peer.Ping"), ==, 0);
         g_clear_pointer(&out, g_free);
         g_assert_cmpint(call_as(NOBODY, &out, MANAGER_PATH, "org.freedesktop.DBus.ObjectManager.GetManagedObjects"),
                         ==, 0);
-        g_assert_nonnull(strstr(out, "/org/hugepaged1/reservation/roots"));
+        g_assert_nonnull(strstr(out, HP_BUS_RESERVATION_PREFIX "/roots"));
         g_clear_pointer(&out, g_free);
 
         /* Anything else is stopped by the bus, for everyone. */
@@ -494,7 +397,7 @@ static void test_reserve(Fixture *f, gconstpointer data) {
 
 static void test_release(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL;
-        g_autofree char *roots_path = g_strdup("/org/hugepaged1/reservation/roots");
+        g_autofree char *roots_path = g_strdup(HP_BUS_RESERVATION_PREFIX "/roots");
 
         root_reserve(f, "roots", 2 * PS2M);
         polkit_allow(f, (const char *const[]) { A_RESERVE, NULL });
@@ -520,7 +423,7 @@ static void test_release(Fixture *f, gconstpointer data) {
         /* Its own, through either. */
         g_assert_cmpint(release_as(NOBODY, "mine", &out), ==, 0);
         g_clear_pointer(&out, g_free);
-        g_assert_cmpint(call_as(OTHER, &out, "/org/hugepaged1/reservation/other", RES_IFACE ".Release"), ==, 0);
+        g_assert_cmpint(call_as(OTHER, &out, RES_PREFIX "other", RES_IFACE ".Release"), ==, 0);
         g_clear_pointer(&out, g_free);
         assert_reservations(f, "mine2:65534 other2:1 roots:0");
 
@@ -531,14 +434,15 @@ static void test_release(Fixture *f, gconstpointer data) {
         polkit_allow(f, (const char *const[]) { A_RELEASE_ANY, NULL });
         g_assert_cmpint(release_as(NOBODY, "roots", &out), ==, 0);
         g_clear_pointer(&out, g_free);
-        g_assert_cmpint(call_as(NOBODY, &out, "/org/hugepaged1/reservation/other2", RES_IFACE ".Release"), ==, 0);
+        g_assert_cmpint(call_as(NOBODY, &out, RES_PREFIX "other2", RES_IFACE ".Release"), ==, 0);
         assert_reservations(f, "");
         g_assert_cmpuint(nr(f, 0) + nr(f, 1), ==, 0);
 }
 
 /* ---- limits ---- */
 
-static const Params params_per_user = { .config = "[Limits]\nMaxReservationsPerUser=3\nMaxBytesPerUser=10M\n" };
+static const HpTestParams params_per_user =
+        PARAMS(.config = BASE_CONFIG "[Limits]\nMaxReservationsPerUser=3\nMaxBytesPerUser=10M\n");
 
 static void test_limits_per_user(Fixture *f, gconstpointer data) {
         polkit_allow(f, (const char *const[]) { A_RESERVE, NULL });
@@ -568,7 +472,7 @@ static void test_limits_per_user(Fixture *f, gconstpointer data) {
         }
 }
 
-static const Params params_global = { .config = "[Limits]\nMaxReservedBytes=16M\n" };
+static const HpTestParams params_global = PARAMS(.config = BASE_CONFIG "[Limits]\nMaxReservedBytes=16M\n");
 
 static void test_limits_global(Fixture *f, gconstpointer data) {
         polkit_allow(f, (const char *const[]) { A_RESERVE, NULL });
@@ -584,7 +488,7 @@ static void test_limits_global(Fixture *f, gconstpointer data) {
         assert_reservations(f, "n1:65534 n2:65534");
 }
 
-static const Params params_global_percent = { .config = "[Limits]\nMaxReservedBytes=1%\n" };
+static const HpTestParams params_global_percent = PARAMS(.config = BASE_CONFIG "[Limits]\nMaxReservedBytes=1%\n");
 
 static void test_limits_global_percent(Fixture *f, gconstpointer data) {
         g_autofree char *meminfo = fake_kernel_read(f->fk, "proc/meminfo");
@@ -726,7 +630,7 @@ static void test_hang_release(Fixture *f, gconstpointer data) {
 
 /* ---- polkit absent ---- */
 
-static const Params params_no_polkit = { .no_polkit = TRUE };
+static const HpTestParams params_no_polkit = { .daemon_end = HP_DAEMON_END_MUST_RUN };
 
 static void test_no_polkit(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL, *before = NULL, *after = NULL;
@@ -963,17 +867,17 @@ int main(int argc, char *argv[]) {
         if (!fake_kernel_available() || !have_prerequisites())
                 return g_test_run() == 0 ? 77 : 1;
 
-#define ADD(path, params, fn) g_test_add(path, Fixture, params, setup, fn, teardown)
-        ADD("/polkit/bus-policy", NULL, test_bus_policy);
-        ADD("/polkit/reserve", NULL, test_reserve);
-        ADD("/polkit/release", NULL, test_release);
+#define ADD(path, params, fn) g_test_add(path, HpFixture, params, hp_fixture_setup, fn, hp_fixture_teardown)
+        ADD("/polkit/bus-policy", &params_default, test_bus_policy);
+        ADD("/polkit/reserve", &params_default, test_reserve);
+        ADD("/polkit/release", &params_default, test_release);
         ADD("/polkit/limits/per-user", &params_per_user, test_limits_per_user);
         ADD("/polkit/limits/global", &params_global, test_limits_global);
         ADD("/polkit/limits/global-percent", &params_global_percent, test_limits_global_percent);
-        ADD("/polkit/hang", NULL, test_hang_release);
+        ADD("/polkit/hang", &params_default, test_hang_release);
         ADD("/polkit/absent", &params_no_polkit, test_no_polkit);
-        ADD("/polkit/disconnect", NULL, test_disconnect);
-        ADD("/polkit/flood", NULL, test_flood);
-        ADD("/polkit/check-details", NULL, test_check_details);
+        ADD("/polkit/disconnect", &params_default, test_disconnect);
+        ADD("/polkit/flood", &params_default, test_flood);
+        ADD("/polkit/check-details", &params_default, test_check_details);
         return g_test_run();
 }

@@ -14,12 +14,10 @@
 #include <glib/gstdio.h>
 #include <umockdev.h>
 
-#include "bus-harness.h"
+#include "hp-client.h"
 
 #define streq0(a, b) (g_strcmp0((a), (b)) == 0)
 
-#define POOL_PREFIX "/org/hugepaged1/pool"
-#define ERROR_NO_SUCH_NODE "org.hugepaged1.Error.NoSuchNode"
 #define SIGNAL_TIMEOUT_MS 10000
 #define KB_1G 1048576
 
@@ -177,7 +175,7 @@ static void wait_signal(Fixture *f, const char *s) {
 
 /* Whatever the daemon emitted before answering a call has been dispatched once this returns. */
 static void drain_signals(Fixture *f) {
-        g_autoptr(GVariant) v = test_get_property(f->conn, "/org/hugepaged1", "org.hugepaged1.Manager", "Nodes");
+        g_autoptr(GVariant) v = test_get_property(f->conn, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "Nodes");
         for (int i = 0; i < 20; i++) {
                 while (g_main_context_iteration(NULL, FALSE))
                         ;
@@ -188,7 +186,7 @@ static void drain_signals(Fixture *f) {
 /* ---- the daemon ---- */
 
 static char *nodes_string(Fixture *f) {
-        g_autoptr(GVariant) v = test_get_property(f->conn, "/org/hugepaged1", "org.hugepaged1.Manager", "Nodes");
+        g_autoptr(GVariant) v = test_get_property(f->conn, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "Nodes");
         g_autoptr(GString) s = g_string_new(NULL);
         gsize n;
         const guint32 *a = g_variant_get_fixed_array(v, &n, sizeof(guint32));
@@ -199,56 +197,44 @@ static char *nodes_string(Fixture *f) {
 }
 
 static char *pool_path(guint64 kb, unsigned node) {
-        return g_strdup_printf(POOL_PREFIX "/%" G_GUINT64_FORMAT "kB/node%u", kb, node);
+        return hp_pool_path(kb, (int) node);
 }
 
 static gboolean pool_exists(Fixture *f, guint64 kb, unsigned node) {
         g_autofree char *path = pool_path(kb, node);
         g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) r = test_call(f->conn, path, "org.freedesktop.DBus.Properties", "Get",
-                                          g_variant_new("(ss)", "org.hugepaged1.Pool", "Node"), G_VARIANT_TYPE("(v)"),
+        g_autoptr(GVariant) r = test_call(f->conn, path, HP_PROPS_IFACE, "Get",
+                                          g_variant_new("(ss)", HP_BUS_IFACE_POOL, "Node"), G_VARIANT_TYPE("(v)"),
                                           &error);
         return r != NULL;
 }
 
 static guint64 pool_prop(Fixture *f, guint64 kb, unsigned node, const char *prop) {
         g_autofree char *path = pool_path(kb, node);
-        g_autoptr(GVariant) v = test_get_property(f->conn, path, "org.hugepaged1.Pool", prop);
-        return g_variant_get_uint64(v);
+        return hp_prop_u64(f->conn, path, HP_BUS_IFACE_POOL, prop);
 }
 
 static char *reservation_state(Fixture *f, const char *path) {
-        g_autoptr(GVariant) v = test_get_property(f->conn, path, "org.hugepaged1.Reservation", "State");
+        g_autoptr(GVariant) v = test_get_property(f->conn, path, HP_BUS_IFACE_RESERVATION, "State");
         return g_variant_dup_string(v, NULL);
 }
 
 /* Reserve pages of the default size on one node; returns the path, or NULL with error set. */
 static char *reserve(GDBusConnection *c, guint64 kb, const char *name, guint64 pages, unsigned node, GError **error) {
-        GVariantBuilder opts;
         guint32 nodes[1] = { node };
-        g_autoptr(GVariant) r = NULL;
-        char *path = NULL;
 
-        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
-        g_variant_builder_add(&opts, "{sv}", "nodes",
-                              g_variant_new_fixed_array(G_VARIANT_TYPE_UINT32, nodes, 1, sizeof(guint32)));
-        r = test_call(c, "/org/hugepaged1", "org.hugepaged1.Manager", "Reserve",
-                      g_variant_new("(stta{sv})", name, kb * 1024, pages * kb * 1024, &opts), G_VARIANT_TYPE("(o)"),
-                      error);
-        if (r)
-                g_variant_get(r, "(o)", &path);
-        return path;
+        return hp_reserve(c, name, kb * 1024, pages * kb * 1024,
+                          hp_opt_one("nodes", g_variant_new_fixed_array(G_VARIANT_TYPE_UINT32, nodes, 1,
+                                                                        sizeof(guint32))),
+                          error);
 }
 
 static void assert_no_such_node(Fixture *f, const char *name, unsigned node) {
         g_autoptr(GError) error = NULL;
         g_autofree char *path = reserve(f->conn, f->kb, name, 1, node, &error);
-        g_autofree char *remote = NULL;
 
         g_assert_null(path);
-        g_assert_nonnull(error);
-        remote = g_dbus_error_get_remote_error(error);
-        g_assert_cmpstr(remote, ==, ERROR_NO_SUCH_NODE);
+        hp_assert_dbus_error(error, HP_BUS_ERROR_NO_SUCH_NODE);
 }
 
 static guint log_count(Fixture *f, const char *needle) {
@@ -354,7 +340,7 @@ static void test_topology(Fixture *f, gconstpointer data) {
         set_has_memory(f, "0-4");
         uevent(f, "devices/system/node/node4", "add");
         wait_pools_signal(f, "added", 4);
-        wait_signal(f, "changed /org/hugepaged1 Nodes");
+        wait_signal(f, "changed " HP_BUS_PATH " Nodes");
         g_clear_pointer(&nodes, g_free);
         nodes = nodes_string(f);
         g_assert_cmpstr(nodes, ==, "0,1,2,3,4");
@@ -379,7 +365,7 @@ static void test_topology(Fixture *f, gconstpointer data) {
         uevent(f, "devices/system/memory/memory4", "offline");
         uevent(f, "devices/system/memory/memory5", "offline");
         wait_pools_signal(f, "removed", 2);
-        wait_signal(f, "changed /org/hugepaged1 Nodes");
+        wait_signal(f, "changed " HP_BUS_PATH " Nodes");
         changed2 = g_strdup_printf("changed %s State", path2);
         wait_signal(f, changed2);
         check_pools(f, 2, FALSE);
@@ -401,7 +387,7 @@ static void test_topology(Fixture *f, gconstpointer data) {
         uevent(f, "devices/system/node/node3", "remove");
         umockdev_testbed_remove_device(f->tb, "/sys/devices/system/node/node3");
         wait_pools_signal(f, "removed", 3);
-        wait_signal(f, "changed /org/hugepaged1 Nodes");
+        wait_signal(f, "changed " HP_BUS_PATH " Nodes");
         check_pools(f, 3, FALSE);
         g_clear_pointer(&nodes, g_free);
         nodes = nodes_string(f);
@@ -425,7 +411,7 @@ static void test_topology(Fixture *f, gconstpointer data) {
         wait_log_count(f, "uevent remove node7", 1);
         drain_signals(f);
         if (has_signal_prefix(f, "added ") || has_signal_prefix(f, "removed ") ||
-            has_signal(f, "changed /org/hugepaged1 Nodes")) {
+            has_signal(f, "changed " HP_BUS_PATH " Nodes")) {
                 dump_signals(f);
                 g_error("replayed uevents changed the topology");
         }
@@ -460,7 +446,7 @@ static void test_topology(Fixture *f, gconstpointer data) {
         /* Then the block's own uevent: its pools return with the reservation's pages, and it is active again. */
         uevent(f, "devices/system/memory/memory4", "online");
         wait_pools_signal(f, "added", 2);
-        wait_signal(f, "changed /org/hugepaged1 Nodes");
+        wait_signal(f, "changed " HP_BUS_PATH " Nodes");
         wait_signal(f, changed2);
         g_clear_pointer(&state, g_free);
         state = reservation_state(f, path2);
@@ -536,7 +522,7 @@ static void test_real_kernel(void) {
         if (path) {
                 g_autoptr(GVariant) r = NULL;
                 during = real_read(nr_path);
-                r = test_call(f.conn, "/org/hugepaged1", "org.hugepaged1.Manager", "Release",
+                r = test_call(f.conn, HP_BUS_PATH, HP_BUS_IFACE_MANAGER, "Release",
                               g_variant_new("(s)", "udev-real-kernel"), NULL, NULL);
                 released = r != NULL;
         }

@@ -13,13 +13,12 @@
 
 #include <glib/gstdio.h>
 
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-fixture.h"
 
 #define N_CLIENTS 64
 #define PS2M (2ULL * 1024 * 1024)
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
+#define MANAGER_PATH HP_BUS_PATH
+#define MANAGER_IFACE HP_BUS_IFACE_MANAGER
 
 typedef struct Soak Soak;
 
@@ -219,11 +218,15 @@ static void settle(Soak *s, gboolean stop) {
 
 int main(int argc, char *argv[]) {
         static const char *const fk_args[] = { "--nodes=0,1", "--capacity=100000", NULL };
+        static const HpTestParams params = {
+                .fk_args = fk_args,
+                .config = "[Daemon]\nMaxReservations=100000\n",
+                .daemon_end = HP_DAEMON_END_MUST_RUN,
+        };
         guint64 seconds = g_ascii_strtoull(g_getenv("HUGEPAGED_SOAK_SECONDS") ?: "600", NULL, 10);
         guint64 warmup = MIN(seconds / 10, 30);
-        g_autoptr(GDBusConnection) checker = NULL;
-        g_autofree char *dir = NULL, *state_dir = NULL, *config = NULL;
-        FakeKernel *fk;
+        HpFixture hp = {};
+        GDBusConnection *checker;
         TestDaemon *d;
         Soak s = { .rand = g_rand_new_with_seed(8) };
         Sample first, start, end;
@@ -233,15 +236,10 @@ int main(int argc, char *argv[]) {
         test_harness_init(&argc, &argv);
         if (!fake_kernel_available())
                 return 77;
-        fk = fake_kernel_start(fk_args);
-        s.bus = test_bus_start();
-        dir = test_tmpdir("hugepaged-soak-XXXXXX");
-        state_dir = g_build_filename(dir, "state", NULL);
-        g_assert_cmpint(g_mkdir(state_dir, 0755), ==, 0);
-        config = g_build_filename(dir, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(config, "[Daemon]\nMaxReservations=100000\n", -1, NULL));
-        d = test_daemon_start(s.bus, fake_kernel_root(fk), state_dir, config, NULL);
-        checker = test_bus_connect(s.bus);
+        hp_fixture_setup(&hp, &params);
+        s.bus = hp.bus;
+        d = hp.d;
+        checker = hp.c;
         first = sample(d, checker);
 
         g_print("soak: %d clients for %" G_GUINT64_FORMAT " s (HUGEPAGED_SOAK_SECONDS), warm-up %" G_GUINT64_FORMAT
@@ -278,13 +276,7 @@ int main(int argc, char *argv[]) {
                 g_object_unref(s.clients[i].c);
                 g_free(s.clients[i].held);
         }
-        g_assert_true(test_daemon_is_running(d));
-        g_assert_cmpint(test_daemon_stop(d), ==, 0);
-        test_daemon_free(d);
-        (void) g_dbus_connection_close_sync(checker, NULL, NULL);
-        test_bus_stop(s.bus);
-        fake_kernel_stop(fk);
-        test_rm_rf(dir);
+        hp_fixture_teardown(&hp, NULL);
         g_rand_free(s.rand);
         return 0;
 }

@@ -18,16 +18,15 @@
 
 #include <glib/gstdio.h>
 
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-fixture.h"
 
 #define PS2M (2ULL * 1024 * 1024)
 #define PS1G (1024ULL * 1024 * 1024)
 #define KB2M 2048ULL
 #define KB1G 1048576ULL
-#define MANAGER_PATH "/org/hugepaged1"
-#define MANAGER_IFACE "org.hugepaged1.Manager"
-#define RES_IFACE "org.hugepaged1.Reservation"
+#define MANAGER_PATH HP_BUS_PATH
+#define MANAGER_IFACE HP_BUS_IFACE_MANAGER
+#define RES_IFACE HP_BUS_IFACE_RESERVATION
 #define N_NODES 2
 #define N_CLIENTS 4
 #define MAX_CALLER_CONNS 4
@@ -71,10 +70,7 @@ typedef enum {
 
 typedef struct Ctx {
         GRand *rand;
-        FakeKernel *fk;
-        TestBus *bus;
-        TestDaemon *d;
-        char *dir, *state_dir, *config;
+        HpFixture hp;           /* the fake kernel, bus, state dir, config and daemon */
         GDBusConnection *clients[N_CLIENTS];
         GDBusConnection *checker;
         GPtrArray *callers;     /* CallerConn* */
@@ -158,8 +154,8 @@ static gpointer killer_main(gpointer data) {
 /* ---- daemon ---- */
 
 static void daemon_start(Ctx *x) {
-        x->d = test_daemon_start(x->bus, fake_kernel_root(x->fk), x->state_dir, x->config, NULL);
-        g_atomic_int_set(&x->target_pid, (gint) test_daemon_pid(x->d));
+        hp_fixture_daemon_start(&x->hp);
+        g_atomic_int_set(&x->target_pid, (gint) test_daemon_pid(x->hp.d));
 }
 
 static guint count_prefix(const char *dir, const char *prefix) {
@@ -208,13 +204,13 @@ static void run_until_idle(Ctx *x, guint timeout_ms) {
 static void daemon_crash(Ctx *x, KillMode mode) {
         int status;
 
-        test_daemon_kill(x->d, SIGKILL);
-        status = test_daemon_exit_status(x->d);
+        test_daemon_kill(x->hp.d, SIGKILL);
+        status = test_daemon_exit_status(x->hp.d);
         if (status != 128 + SIGKILL)
                 violation(x, "daemon exited with status %d, not by our SIGKILL", status);
-        if (count_prefix(x->state_dir, ".state.") > 0)
+        if (count_prefix(x->hp.state_dir, ".state.") > 0)
                 x->confirmed_state_write++;
-        g_clear_pointer(&x->d, test_daemon_free);
+        g_clear_pointer(&x->hp.d, test_daemon_free);
         x->kills++;
         x->kills_by_mode[mode]++;
 }
@@ -295,7 +291,7 @@ static CallerConn *pick_caller(Ctx *x) {
                 open += !((CallerConn *) g_ptr_array_index(x->callers, i))->closed;
         if (open < MAX_CALLER_CONNS || g_rand_int_range(x->rand, 0, 8) == 0) {
                 CallerConn *cc = g_new0(CallerConn, 1);
-                cc->c = test_bus_connect(x->bus);
+                cc->c = test_bus_connect(x->hp.bus);
                 g_ptr_array_add(x->callers, cc);
                 return cc;
         }
@@ -593,8 +589,8 @@ static void check_invariants(Ctx *x) {
                         g_variant_get(p, "(a(tittttt))", &it);
                         while (g_variant_iter_next(it, "(tittttt)", &ps, &node, &nr, &fr, &surplus, &res, &floor))
                                 if (node >= 0 && node < N_NODES &&
-                                    fake_kernel_get(x->fk, node, ps / 1024, "nr") -
-                                    fake_kernel_get(x->fk, node, ps / 1024, "surplus") != floor + res)
+                                    fake_kernel_get(x->hp.fk, node, ps / 1024, "nr") -
+                                    fake_kernel_get(x->hp.fk, node, ps / 1024, "surplus") != floor + res)
                                         settled = FALSE;
                 }
                 if (settled || g_get_monotonic_time() > deadline)
@@ -625,8 +621,8 @@ static void check_invariants(Ctx *x) {
                                 violation(x, "unexpected pool on node %d", node);
                                 continue;
                         }
-                        knr = fake_kernel_get(x->fk, node, kb, "nr");
-                        ksurplus = fake_kernel_get(x->fk, node, kb, "surplus");
+                        knr = fake_kernel_get(x->hp.fk, node, kb, "nr");
+                        ksurplus = fake_kernel_get(x->hp.fk, node, kb, "surplus");
                         want_floor = s == 0 && node == 0 ? FLOOR_NODE0 : 0;
                         if (floor != want_floor)
                                 violation(x, "pool %" G_GUINT64_FORMAT "kB node %d: Floor %" G_GUINT64_FORMAT
@@ -647,11 +643,11 @@ static void check_invariants(Ctx *x) {
 
         /* The running daemon may be writing the state right now (a lifetime end, a shrink finishing in a
          * worker): a temp file seen once is work in progress; one that stays past the deadline is left behind. */
-        while (count_prefix(x->state_dir, ".state.") > 0 && g_get_monotonic_time() <= deadline)
+        while (count_prefix(x->hp.state_dir, ".state.") > 0 && g_get_monotonic_time() <= deadline)
                 g_usleep(10000);
-        if (count_prefix(x->state_dir, ".state.") > 0)
-                violation(x, "a temporary state file is left in %s", x->state_dir);
-        if (count_prefix(x->state_dir, "state.corrupt-") > 0)
+        if (count_prefix(x->hp.state_dir, ".state.") > 0)
+                violation(x, "a temporary state file is left in %s", x->hp.state_dir);
+        if (count_prefix(x->hp.state_dir, "state.corrupt-") > 0)
                 violation(x, "a crash left a state file the daemon called damaged");
         reap_unneeded(x);
 }
@@ -665,7 +661,7 @@ static void round_run(Ctx *x, KillMode mode) {
         if (mode == KILL_KERNEL_WRITE) {
                 delay = (guint) g_rand_int_range(x->rand, 80, 250);
                 batch = (guint) g_rand_int_range(x->rand, 1, 4);
-                fake_kernel_control(x->fk, "delay_ms %u", delay);
+                fake_kernel_control(x->hp.fk, "delay_ms %u", delay);
         }
         if (mode == KILL_STATE_WRITE || mode == KILL_AFTER_RENAME) {
                 g_atomic_int_set(&x->fired, 0);
@@ -693,7 +689,7 @@ static void round_run(Ctx *x, KillMode mode) {
                 gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
                 gboolean inside = FALSE;
                 while (g_get_monotonic_time() < deadline && x->outstanding > 0 &&
-                       !(inside = daemon_in_kernel_write(test_daemon_pid(x->d)))) {
+                       !(inside = daemon_in_kernel_write(test_daemon_pid(x->hp.d)))) {
                         iterate();
                         g_usleep(300);
                 }
@@ -721,7 +717,7 @@ static void round_run(Ctx *x, KillMode mode) {
         daemon_crash(x, mode);
         /* A write the model is still sleeping in lands before this returns: the control file waits for it,
          * as a real kernel finishes a store() before the killed writer is gone. */
-        fake_kernel_control(x->fk, "delay_ms 0");
+        fake_kernel_control(x->hp.fk, "delay_ms 0");
         run_until_idle(x, 30000);
         if (g_rand_boolean(x->rand))
                 end_some_lifetimes(x);
@@ -730,7 +726,12 @@ static void round_run(Ctx *x, KillMode mode) {
 }
 
 static void test_crash(void) {
-        static const char *const fk_args[] = { "--nodes=0,1", NULL };
+        static const char *const floor_node0[] = { "set_nr 0 2048 " G_STRINGIFY(FLOOR_NODE0), NULL };
+        static const HpTestParams params = {
+                .fk_control = floor_node0,
+                .config = CONFIG,
+                .no_daemon = TRUE,
+        };
         guint64 seed = env_u64("HUGEPAGED_CRASH_SEED", 20240608);
         guint64 want_ops = env_u64("HUGEPAGED_CRASH_OPS", 1000), want_kills = env_u64("HUGEPAGED_CRASH_KILLS", 50);
         gint64 start = g_get_monotonic_time();
@@ -747,24 +748,18 @@ static void test_crash(void) {
         x->entry_list = g_ptr_array_new();
         x->callers = g_ptr_array_new();
 
-        x->fk = fake_kernel_start(fk_args);
-        fake_kernel_control(x->fk, "set_nr 0 2048 %d", FLOOR_NODE0);
-        x->bus = test_bus_start();
-        x->dir = test_tmpdir("hugepaged-crash-XXXXXX");
-        x->state_dir = g_build_filename(x->dir, "state", NULL);
-        g_assert_cmpint(g_mkdir(x->state_dir, 0755), ==, 0);
-        x->config = g_build_filename(x->dir, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(x->config, CONFIG, -1, NULL));
+        /* The daemon starts once the killer thread watches the state directory. */
+        hp_fixture_setup(&x->hp, &params);
 
         x->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         g_assert_cmpint(x->inotify_fd, >=, 0);
-        g_assert_cmpint(inotify_add_watch(x->inotify_fd, x->state_dir, IN_CREATE | IN_MOVED_TO), >=, 0);
+        g_assert_cmpint(inotify_add_watch(x->inotify_fd, x->hp.state_dir, IN_CREATE | IN_MOVED_TO), >=, 0);
         g_assert_cmpint(pipe2(x->wake_fds, O_CLOEXEC), ==, 0);
         x->killer = g_thread_new("killer", killer_main, x);
 
         for (int i = 0; i < N_CLIENTS; i++)
-                x->clients[i] = test_bus_connect(x->bus);
-        x->checker = test_bus_connect(x->bus);
+                x->clients[i] = test_bus_connect(x->hp.bus);
+        x->checker = test_bus_connect(x->hp.bus);
         daemon_start(x);
         check_invariants(x);
 
@@ -811,9 +806,9 @@ static void test_crash(void) {
         }
         if (x->violations > 0)
                 g_test_fail();
-        if (test_daemon_is_running(x->d))
-                g_assert_cmpint(test_daemon_stop(x->d), ==, 0);
-        g_clear_pointer(&x->d, test_daemon_free);
+        if (test_daemon_is_running(x->hp.d))
+                g_assert_cmpint(test_daemon_stop(x->hp.d), ==, 0);
+        g_clear_pointer(&x->hp.d, test_daemon_free);
         for (guint i = 0; i < x->entry_list->len; i++) {
                 Entry *e = g_ptr_array_index(x->entry_list, i);
                 if (e->child > 0)
@@ -834,19 +829,13 @@ static void test_crash(void) {
         }
         (void) g_dbus_connection_close_sync(x->checker, NULL, NULL);
         g_object_unref(x->checker);
-        g_clear_pointer(&x->bus, test_bus_stop);
-        g_clear_pointer(&x->fk, fake_kernel_stop);
-        if (x->violations == 0)
-                test_rm_rf(x->dir);
-        else
-                g_printerr("keeping %s for inspection\n", x->dir);
+        if (x->violations > 0)
+                g_printerr("keeping %s for inspection\n", x->hp.dir);
+        hp_fixture_teardown(&x->hp, NULL);
         g_ptr_array_unref(x->entry_list);
         g_ptr_array_unref(x->callers);
         g_hash_table_unref(x->entries);
         g_rand_free(x->rand);
-        g_free(x->dir);
-        g_free(x->state_dir);
-        g_free(x->config);
         g_assert_cmpuint(ctx.violations, ==, 0);
 }
 

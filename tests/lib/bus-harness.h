@@ -7,9 +7,11 @@
 
 #include <gio/gio.h>
 
+#include "hugepaged-bus-api.h"
+
 G_BEGIN_DECLS
 
-#define TEST_BUS_NAME "org.hugepaged1"
+#define TEST_BUS_NAME HP_BUS_NAME
 #define TEST_CALL_TIMEOUT_MS 30000
 
 /* ---- the bus ---- */
@@ -32,6 +34,9 @@ void test_bus_stop(TestBus *b);
 /* ---- the daemon ---- */
 
 typedef struct TestDaemon TestDaemon;
+
+/* $HUGEPAGED_BIN, or else the daemon in the build tree. Free with g_free(). */
+char *test_daemon_binary(void);
 
 /* Spawns $HUGEPAGED_BIN or else $HUGEPAGED_BUILD_ROOT/src/hugepaged/hugepaged with
  *     [--root=ROOT] --state-dir=STATE_DIR --config=CONFIG --log-level=debug EXTRA_ARGS...

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Bus-test harness: private system-type dbus-daemon with the project's policy, the daemon under test as a
- * subprocess with a notify socket, and dumping their logs when a test fails (see bus-harness.h). */
+/* Bus-test harness: the private system-type dbus-daemon with the project's policy, the log registry dumped when
+ * a test fails, child processes, and the small helpers (see bus-harness.h). The daemon is in test-daemon.c. */
 #define G_LOG_DOMAIN "bus-harness"
 
 #include <errno.h>
@@ -24,18 +24,7 @@
 #include <glib-unix.h>
 
 #include "bus-harness.h"
-
-#define START_TIMEOUT_MS 15000
-#define STOP_TIMEOUT_MS 10000
-#define READY_GRACE_MS 5000
-
-/* Reports through GTest rather than g_error(): honours g_test_set_nonfatal_assertions() and dies by SIGABRT
- * (which our handler catches) instead of SIGTRAP. */
-#define harness_fail(...)                                                                               \
-        G_STMT_START {                                                                                  \
-                g_autofree char *_msg = g_strdup_printf(__VA_ARGS__);                                   \
-                g_assertion_message(G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC, _msg);                 \
-        } G_STMT_END
+#include "bus-harness-private.h"
 
 /* ---- log registry, readable from a signal handler ---- */
 
@@ -53,7 +42,7 @@ typedef struct {
 static LogSlot log_slots[MAX_LOGS];
 static GMutex log_slots_lock;
 
-static int log_register(const char *what, pid_t pid, const char *path) {
+int harness_log_register(const char *what, pid_t pid, const char *path) {
         g_mutex_lock(&log_slots_lock);
         for (int i = 0; i < MAX_LOGS; i++) {
                 LogSlot *s = &log_slots[i];
@@ -73,7 +62,7 @@ static int log_register(const char *what, pid_t pid, const char *path) {
         return -1;
 }
 
-static void log_unregister(int slot) {
+void harness_log_unregister(int slot) {
         if (slot < 0)
                 return;
         __atomic_store_n(&log_slots[slot].used, 0, __ATOMIC_SEQ_CST);
@@ -178,7 +167,7 @@ void test_harness_dump_logs(void) {
         dump_all_logs(FALSE);
 }
 
-static void dump_log_once(int slot) {
+void harness_dump_log_once(int slot) {
         if (slot >= 0 && !log_slots[slot].dumped)
                 dump_slot(&log_slots[slot]);
 }
@@ -221,7 +210,7 @@ static const char *const scrubbed_env[] = {
         "LOGS_DIRECTORY", "CONFIGURATION_DIRECTORY", "CREDENTIALS_DIRECTORY",
 };
 
-static char **child_environ(void) {
+char **harness_child_environ(void) {
         char **env = g_get_environ();
 
         for (size_t i = 0; i < G_N_ELEMENTS(scrubbed_env); i++)
@@ -229,7 +218,7 @@ static char **child_environ(void) {
         return env;
 }
 
-static GPid spawn_child(char **argv, char **envp, int stdout_fd, int stderr_fd) {
+GPid harness_spawn_child(char **argv, char **envp, int stdout_fd, int stderr_fd) {
         g_autoptr(GError) error = NULL;
         GPid pid = 0;
 
@@ -240,7 +229,7 @@ static GPid spawn_child(char **argv, char **envp, int stdout_fd, int stderr_fd) 
 }
 
 /* Reaps pid within timeout_ms (0: just check). TRUE and *status filled if it exited. */
-static gboolean reap(pid_t pid, int *status, guint timeout_ms) {
+gboolean harness_reap(pid_t pid, int *status, guint timeout_ms) {
         gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
 
         for (;;) {
@@ -262,7 +251,7 @@ static gboolean reap(pid_t pid, int *status, guint timeout_ms) {
         }
 }
 
-static int decode_status(int status) {
+int harness_decode_status(int status) {
         if (WIFEXITED(status))
                 return WEXITSTATUS(status);
         if (WIFSIGNALED(status))
@@ -270,7 +259,7 @@ static int decode_status(int status) {
         return -1;
 }
 
-static int open_log(const char *path) {
+int harness_open_log(const char *path) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
 
         if (fd < 0)
@@ -278,7 +267,7 @@ static int open_log(const char *path) {
         return fd;
 }
 
-static const char *require_env(const char *name) {
+const char *harness_require_env(const char *name) {
         const char *v = g_getenv(name);
 
         if (!v || !*v)
@@ -287,17 +276,6 @@ static const char *require_env(const char *name) {
 }
 
 /* ---- the bus ---- */
-
-struct TestBus {
-        char *dir;
-        char *log_path;
-        char *address;
-        char *saved_address;    /* DBUS_SYSTEM_BUS_ADDRESS before us, restored on stop */
-        GPid pid;
-        int log_slot;
-        int address_fd;         /* read end of --print-address; kept open so the daemon never gets EPIPE */
-        GDBusConnection *conn;  /* the harness' own, for watching name owners */
-};
 
 /* Mirrors the default policy of Debian's /usr/share/dbus-1/system.conf, then includes only the project's
  * policy file: neither the host's system.d nor any service activation. */
@@ -385,8 +363,8 @@ static char *read_address(int fd) {
 }
 
 TestBus *test_bus_start(void) {
-        const char *src = require_env("HUGEPAGED_SOURCE_ROOT");
-        g_autofree char *policy = g_build_filename(src, "dbus", "org.hugepaged1.conf", NULL);
+        const char *src = harness_require_env("HUGEPAGED_SOURCE_ROOT");
+        g_autofree char *policy = g_build_filename(src, "dbus", HP_BUS_NAME ".conf", NULL);
         g_autofree char *config_path = NULL, *socket_path = NULL, *esc_socket = NULL, *esc_policy = NULL;
         g_autofree char *config = NULL, *config_arg = NULL;
         g_autofree char *dbus_daemon = g_find_program_in_path("dbus-daemon");
@@ -419,7 +397,7 @@ TestBus *test_bus_start(void) {
                 harness_fail("cannot write %s: %s", config_path, error->message);
 
         g_assert_true(g_unix_open_pipe(pipe_fds, FD_CLOEXEC, NULL));
-        log_fd = open_log(b->log_path);
+        log_fd = harness_open_log(b->log_path);
         config_arg = g_strconcat("--config-file=", config_path, NULL);
         {
                 char *argv[] = {
@@ -427,18 +405,18 @@ TestBus *test_bus_start(void) {
                         (char *) "--nosyslog", (char *) "--print-address=1", NULL,
                 };
 
-                env = child_environ();
+                env = harness_child_environ();
                 /* The address goes to stdout, which is the pipe; diagnostics to stderr, the log. */
-                b->pid = spawn_child(argv, env, pipe_fds[1], log_fd);
+                b->pid = harness_spawn_child(argv, env, pipe_fds[1], log_fd);
         }
         close(pipe_fds[1]);
         close(log_fd);
         b->address_fd = pipe_fds[0];
-        b->log_slot = log_register("dbus-daemon", b->pid, b->log_path);
+        b->log_slot = harness_log_register("dbus-daemon", b->pid, b->log_path);
 
         b->address = read_address(b->address_fd);
         if (!b->address) {
-                dump_log_once(b->log_slot);
+                harness_dump_log_once(b->log_slot);
                 harness_fail("dbus-daemon (pid %d) did not print its address within %d s",
                              (int) b->pid, START_TIMEOUT_MS / 1000);
                 return b;
@@ -484,9 +462,9 @@ void test_bus_stop(TestBus *b) {
         }
         if (b->pid > 0) {
                 kill(b->pid, SIGTERM);
-                if (!reap(b->pid, &status, STOP_TIMEOUT_MS)) {
+                if (!harness_reap(b->pid, &status, STOP_TIMEOUT_MS)) {
                         kill(b->pid, SIGKILL);
-                        reap(b->pid, &status, G_MAXUINT);
+                        harness_reap(b->pid, &status, G_MAXUINT);
                         harness_fail("dbus-daemon (pid %d) ignored SIGTERM", (int) b->pid);
                 }
         }
@@ -499,449 +477,17 @@ void test_bus_stop(TestBus *b) {
         if (b->address_fd >= 0)
                 close(b->address_fd);
         if (test_failed()) {
-                dump_log_once(b->log_slot);
+                harness_dump_log_once(b->log_slot);
                 g_test_message("bus-harness: test failed, keeping %s", b->dir);
         } else {
                 test_rm_rf(b->dir);
         }
-        log_unregister(b->log_slot);
+        harness_log_unregister(b->log_slot);
         g_free(b->dir);
         g_free(b->log_path);
         g_free(b->address);
         g_free(b->saved_address);
         g_free(b);
-}
-
-/* ---- the daemon ---- */
-
-struct TestDaemon {
-        TestBus *bus;
-        char *dir;
-        char *log_path;
-        char *notify_path;
-        GPid pid;
-        gboolean reaped;
-        int status;             /* raw wait status once reaped */
-        int log_slot;
-
-        int notify_fd;
-        int wake_fds[2];        /* tells the notify thread to quit */
-        GThread *notify_thread;
-
-        GMutex lock;            /* protects the fields below, written by the notify thread */
-        GCond cond;
-        GPtrArray *notify_msgs;
-        guint notify_cursor;    /* test_daemon_wait_notify() consumes up to here */
-        gboolean ready;
-};
-
-/* A thread drains the socket so that a daemon pinging the watchdog never blocks on a full queue while the
- * test sits in a synchronous D-Bus call. */
-static gpointer notify_thread_main(gpointer data) {
-        TestDaemon *d = data;
-        char buf[16 * 1024 + 1];
-
-        for (;;) {
-                struct pollfd p[2] = {
-                        { .fd = d->notify_fd, .events = POLLIN },
-                        { .fd = d->wake_fds[0], .events = POLLIN },
-                };
-                g_auto(GStrv) lines = NULL;
-                ssize_t n;
-
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[1].revents)
-                        break;
-                n = recv(d->notify_fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR || errno == EAGAIN)
-                                continue;
-                        break;
-                }
-                buf[n] = '\0';
-                lines = g_strsplit(buf, "\n", -1);
-                g_mutex_lock(&d->lock);
-                for (char **l = lines; *l; l++) {
-                        if (!**l)
-                                continue;
-                        g_ptr_array_add(d->notify_msgs, g_strdup(*l));
-                        if (g_str_equal(*l, "READY=1"))
-                                d->ready = TRUE;
-                }
-                g_cond_broadcast(&d->cond);
-                g_mutex_unlock(&d->lock);
-        }
-        return NULL;
-}
-
-static void notify_socket_open(TestDaemon *d) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        d->notify_path = g_build_filename(d->dir, "notify", NULL);
-        if (strlen(d->notify_path) >= sizeof sa.sun_path)
-                harness_fail("notify socket path %s too long; use a shorter TMPDIR", d->notify_path);
-        memcpy(sa.sun_path, d->notify_path, strlen(d->notify_path));
-        d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        g_assert_cmpint(d->notify_fd, >=, 0);
-        if (bind(d->notify_fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                harness_fail("bind(%s): %s", d->notify_path, g_strerror(errno));
-        g_assert_true(g_unix_open_pipe(d->wake_fds, FD_CLOEXEC, NULL));
-        d->notify_msgs = g_ptr_array_new_with_free_func(g_free);
-        d->notify_thread = g_thread_new("notify-socket", notify_thread_main, d);
-}
-
-static char *daemon_binary(void) {
-        const char *bin = g_getenv("HUGEPAGED_BIN");
-        char *path;
-
-        if (bin && *bin)
-                path = g_strdup(bin);
-        else
-                path = g_build_filename(require_env("HUGEPAGED_BUILD_ROOT"), "src", "hugepaged", "hugepaged",
-                                        NULL);
-        if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE))
-                harness_fail("daemon binary %s is missing (set HUGEPAGED_BUILD_ROOT or HUGEPAGED_BIN)",
-                             path);
-        return path;
-}
-
-static gboolean daemon_check_exit(TestDaemon *d, guint timeout_ms) {
-        int status;
-
-        if (d->reaped)
-                return TRUE;
-        if (!reap(d->pid, &status, timeout_ms))
-                return FALSE;
-        g_mutex_lock(&d->lock);
-        d->status = status;
-        d->reaped = TRUE;
-        g_cond_broadcast(&d->cond);
-        g_mutex_unlock(&d->lock);
-        return TRUE;
-}
-
-static void daemon_wait_for_name(TestDaemon *d) {
-        gint64 deadline = g_get_monotonic_time() + (gint64) START_TIMEOUT_MS * 1000;
-
-        for (;;) {
-                g_autoptr(GError) error = NULL;
-                g_autoptr(GVariant) reply = NULL;
-                gboolean has_owner = FALSE;
-
-                reply = g_dbus_connection_call_sync(d->bus->conn, "org.freedesktop.DBus",
-                                                    "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                                    "NameHasOwner", g_variant_new("(s)", TEST_BUS_NAME),
-                                                    G_VARIANT_TYPE("(b)"), G_DBUS_CALL_FLAGS_NONE, 5000,
-                                                    NULL, &error);
-                g_assert_no_error(error);
-                if (reply)
-                        g_variant_get(reply, "(b)", &has_owner);
-                if (has_owner)
-                        return;
-                if (daemon_check_exit(d, 0)) {
-                        dump_log_once(d->log_slot);
-                        harness_fail("daemon (pid %d) exited with status %d before owning %s; log: %s",
-                                     (int) d->pid, decode_status(d->status), TEST_BUS_NAME, d->log_path);
-                        return;
-                }
-                if (g_get_monotonic_time() >= deadline) {
-                        dump_log_once(d->log_slot);
-                        harness_fail("daemon (pid %d) did not own %s within %d s; log: %s", (int) d->pid,
-                                     TEST_BUS_NAME, START_TIMEOUT_MS / 1000, d->log_path);
-                        return;
-                }
-                g_usleep(10000);
-        }
-}
-
-TestDaemon *test_daemon_start_full(TestBus *b, const char *root, const char *state_dir, const char *config,
-                                   const char *const *extra_args, const char *const *extra_env,
-                                   gboolean wait_for_name) {
-        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-        g_autofree char *cmdline = NULL;
-        g_auto(GStrv) env = NULL;
-        TestDaemon *d = g_new0(TestDaemon, 1);
-        int log_fd, log_fd2;
-
-        g_assert_nonnull(b);
-        g_assert_nonnull(b->conn);
-        d->bus = b;
-        d->log_slot = -1;
-        d->notify_fd = d->wake_fds[0] = d->wake_fds[1] = -1;
-        g_mutex_init(&d->lock);
-        g_cond_init(&d->cond);
-        d->dir = test_tmpdir("hugepaged-daemon-XXXXXX");
-        d->log_path = g_build_filename(d->dir, "hugepaged.log", NULL);
-        notify_socket_open(d);
-
-        /* $HUGEPAGED_DAEMON_WRAPPER (e.g. "valgrind --error-exitcode=99 ...", set by the valgrind test setup)
-         * runs the daemon under a tool; its exit status then reaches the tests' exit-status checks. Only the
-         * daemon built here: a $HUGEPAGED_BIN stand-in (the selftest's stub) runs as it is. */
-        {
-                const char *w = g_getenv("HUGEPAGED_BIN") ? NULL : g_getenv("HUGEPAGED_DAEMON_WRAPPER");
-                g_auto(GStrv) wrapper = NULL;
-                g_autoptr(GError) error = NULL;
-
-                if (w && *w) {
-                        if (!g_shell_parse_argv(w, NULL, &wrapper, &error))
-                                harness_fail("cannot parse HUGEPAGED_DAEMON_WRAPPER: %s", error->message);
-                        for (char **a = wrapper; a && *a; a++)
-                                g_ptr_array_add(argv, g_strdup(*a));
-                }
-        }
-        g_ptr_array_add(argv, daemon_binary());
-        if (root)
-                g_ptr_array_add(argv, g_strconcat("--root=", root, NULL));
-        if (!state_dir) {
-                g_autofree char *s = g_build_filename(d->dir, "state", NULL);
-
-                g_assert_cmpint(g_mkdir(s, 0755), ==, 0);
-                g_ptr_array_add(argv, g_strconcat("--state-dir=", s, NULL));
-        } else {
-                g_ptr_array_add(argv, g_strconcat("--state-dir=", state_dir, NULL));
-        }
-        if (!config) {
-                /* An explicit empty file: the daemon must never fall back to the host's /etc config. */
-                g_autofree char *c = g_build_filename(d->dir, "hugepaged.conf", NULL);
-
-                g_assert_true(g_file_set_contents(c, "", 0, NULL));
-                g_ptr_array_add(argv, g_strconcat("--config=", c, NULL));
-        } else {
-                g_ptr_array_add(argv, g_strconcat("--config=", config, NULL));
-        }
-        g_ptr_array_add(argv, g_strdup("--log-level=debug"));
-        for (const char *const *a = extra_args; a && *a; a++)
-                g_ptr_array_add(argv, g_strdup(*a));
-        g_ptr_array_add(argv, NULL);
-
-        env = child_environ();
-        env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", b->address, TRUE);
-        env = g_environ_setenv(env, "NOTIFY_SOCKET", d->notify_path, TRUE);
-        for (const char *const *e = extra_env; e && *e; e++) {
-                const char *eq = strchr(*e, '=');
-
-                if (eq) {
-                        g_autofree char *key = g_strndup(*e, (gsize) (eq - *e));
-
-                        env = g_environ_setenv(env, key, eq + 1, TRUE);
-                } else {
-                        env = g_environ_unsetenv(env, *e);
-                }
-        }
-
-        log_fd = open_log(d->log_path);
-        /* Two descriptors of one O_APPEND open file: stdout and stderr interleave in order, and GLib's fd
-         * shuffling in the child never sees the same fd as both targets' source. */
-        log_fd2 = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
-        g_assert_cmpint(log_fd2, >=, 0);
-        d->pid = spawn_child((char **) argv->pdata, env, log_fd, log_fd2);
-        close(log_fd);
-        close(log_fd2);
-        d->log_slot = log_register("hugepaged", d->pid, d->log_path);
-
-        cmdline = g_strjoinv(" ", (char **) argv->pdata);
-        g_test_message("bus-harness: started pid %d: %s (log %s)", (int) d->pid, cmdline, d->log_path);
-
-        if (wait_for_name)
-                daemon_wait_for_name(d);
-        return d;
-}
-
-TestDaemon *test_daemon_start(TestBus *b, const char *root, const char *state_dir, const char *config,
-                              const char *const *extra_args) {
-        return test_daemon_start_full(b, root, state_dir, config, extra_args, NULL, TRUE);
-}
-
-gboolean test_daemon_got_ready(TestDaemon *d) {
-        gint64 deadline = g_get_monotonic_time() + (gint64) READY_GRACE_MS * 1000;
-
-        for (;;) {
-                gboolean exited = daemon_check_exit(d, 0), ready;
-
-                if (exited)     /* what it sent before exiting is queued: give the thread a moment */
-                        deadline = MIN(deadline, g_get_monotonic_time() + 50000);
-                g_mutex_lock(&d->lock);
-                if (!d->ready)
-                        g_cond_wait_until(&d->cond, &d->lock, MIN(deadline, g_get_monotonic_time() + 20000));
-                ready = d->ready;
-                g_mutex_unlock(&d->lock);
-                if (ready || g_get_monotonic_time() >= deadline)
-                        return ready;
-        }
-}
-
-gboolean test_daemon_wait_notify(TestDaemon *d, const char *needle, guint timeout_ms) {
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-        gboolean found = FALSE;
-
-        g_mutex_lock(&d->lock);
-        for (;;) {
-                for (guint i = d->notify_cursor; i < d->notify_msgs->len; i++) {
-                        if (strstr(g_ptr_array_index(d->notify_msgs, i), needle)) {
-                                d->notify_cursor = i + 1;
-                                found = TRUE;
-                                break;
-                        }
-                }
-                if (found || g_get_monotonic_time() >= deadline)
-                        break;
-                g_cond_wait_until(&d->cond, &d->lock, deadline);
-        }
-        g_mutex_unlock(&d->lock);
-        return found;
-}
-
-char **test_daemon_notify_messages(TestDaemon *d) {
-        GPtrArray *a = g_ptr_array_new();
-
-        g_mutex_lock(&d->lock);
-        for (guint i = 0; i < d->notify_msgs->len; i++)
-                g_ptr_array_add(a, g_strdup(g_ptr_array_index(d->notify_msgs, i)));
-        g_mutex_unlock(&d->lock);
-        g_ptr_array_add(a, NULL);
-        return (char **) g_ptr_array_free(a, FALSE);
-}
-
-pid_t test_daemon_pid(TestDaemon *d) {
-        return d->pid;
-}
-
-const char *test_daemon_log_path(TestDaemon *d) {
-        return d->log_path;
-}
-
-char *test_daemon_log(TestDaemon *d) {
-        g_autoptr(GError) error = NULL;
-        char *contents = NULL;
-
-        if (!g_file_get_contents(d->log_path, &contents, NULL, &error))
-                harness_fail("cannot read %s: %s", d->log_path, error->message);
-        return contents;
-}
-
-gboolean test_daemon_wait_log(TestDaemon *d, const char *needle, guint timeout_ms) {
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-
-        for (;;) {
-                g_autofree char *log = test_daemon_log(d);
-
-                if (log && strstr(log, needle))
-                        return TRUE;
-                if (g_get_monotonic_time() >= deadline)
-                        return FALSE;
-                g_usleep(10000);
-        }
-}
-
-void test_daemon_kill(TestDaemon *d, int sig) {
-        if (d->reaped)
-                return;
-        kill(d->pid, sig);
-        if (!daemon_check_exit(d, STOP_TIMEOUT_MS)) {
-                kill(d->pid, SIGKILL);
-                daemon_check_exit(d, G_MAXUINT);
-                harness_fail("daemon (pid %d) survived signal %d for %d s", (int) d->pid, sig,
-                             STOP_TIMEOUT_MS / 1000);
-        }
-}
-
-int test_daemon_stop(TestDaemon *d) {
-        if (!d->reaped) {
-                kill(d->pid, SIGTERM);
-                if (!daemon_check_exit(d, STOP_TIMEOUT_MS)) {
-                        kill(d->pid, SIGKILL);
-                        daemon_check_exit(d, G_MAXUINT);
-                        dump_log_once(d->log_slot);
-                        harness_fail("daemon (pid %d) did not exit within %d s of SIGTERM", (int) d->pid,
-                                     STOP_TIMEOUT_MS / 1000);
-                }
-        }
-        if (test_failed())
-                dump_log_once(d->log_slot);
-        return decode_status(d->status);
-}
-
-int test_daemon_wait_exit(TestDaemon *d, guint timeout_ms) {
-        if (!daemon_check_exit(d, timeout_ms))
-                return -1;
-        return decode_status(d->status);
-}
-
-int test_daemon_exit_status(TestDaemon *d) {
-        return d->reaped ? decode_status(d->status) : -1;
-}
-
-/* From /proc/PID/fdinfo/FD: whether the descriptor was opened O_WRONLY. */
-static gboolean fd_is_write_only(pid_t pid, const char *fd) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) pid, fd);
-        g_autofree char *text = NULL;
-        const char *flags;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL))
-                return FALSE;
-        flags = strstr(text, "flags:");
-        return flags && (g_ascii_strtoull(flags + strlen("flags:"), NULL, 8) & O_ACCMODE) == O_WRONLY;
-}
-
-gboolean test_daemon_wait_open_for_write(TestDaemon *d, const char *suffix, guint timeout_ms) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) d->pid);
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-
-        do {
-                g_autoptr(GDir) fds = g_dir_open(dir, 0, NULL);
-                const char *name;
-                while (fds && (name = g_dir_read_name(fds))) {
-                        g_autofree char *link = g_build_filename(dir, name, NULL);
-                        g_autofree char *target = g_file_read_link(link, NULL);
-                        if (target && g_str_has_suffix(target, suffix) && fd_is_write_only(d->pid, name))
-                                return TRUE;
-                }
-                g_usleep(5000);
-        } while (g_get_monotonic_time() < deadline);
-        return FALSE;
-}
-
-gboolean test_daemon_is_running(TestDaemon *d) {
-        return !daemon_check_exit(d, 0);
-}
-
-void test_daemon_free(TestDaemon *d) {
-        if (!d)
-                return;
-        if (d->pid > 0 && !d->reaped) {
-                kill(d->pid, SIGKILL);
-                daemon_check_exit(d, G_MAXUINT);
-        }
-        if (d->notify_thread) {
-                char c = 0;
-
-                while (write(d->wake_fds[1], &c, 1) < 0 && errno == EINTR)
-                        ;
-                g_thread_join(d->notify_thread);
-        }
-        if (d->notify_fd >= 0)
-                close(d->notify_fd);
-        if (d->wake_fds[0] >= 0)
-                close(d->wake_fds[0]);
-        if (d->wake_fds[1] >= 0)
-                close(d->wake_fds[1]);
-        if (test_failed()) {
-                dump_log_once(d->log_slot);
-                g_test_message("bus-harness: test failed, keeping %s", d->dir);
-        } else {
-                test_rm_rf(d->dir);
-        }
-        log_unregister(d->log_slot);
-        g_clear_pointer(&d->notify_msgs, g_ptr_array_unref);
-        g_mutex_clear(&d->lock);
-        g_cond_clear(&d->cond);
-        g_free(d->dir);
-        g_free(d->log_path);
-        g_free(d->notify_path);
-        g_free(d);
 }
 
 /* ---- helpers ---- */
