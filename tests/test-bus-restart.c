@@ -204,27 +204,33 @@ static void on_killed_call_done(GObject *source, GAsyncResult *result, gpointer 
         *(gboolean *) user_data = TRUE;
 }
 
-/* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
- * half-done work, and takes none of it for someone else's Floor. */
-static void test_restart_mid_request(Fixture *f, gconstpointer data) {
-        g_autofree char *s = NULL, *want = NULL, *p = NULL;
+/* Sends method with params, slowed down by the fake kernel, and SIGKILLs the daemon within the first of the two
+ * nr_hugepages writes (while it holds node 0's file open); waits for the call to end. */
+static void call_and_kill_mid_write(Fixture *f, const char *method, GVariant *params, const GVariantType *reply) {
         gboolean done = FALSE;
 
-        /* Reserve: killed between growing node 0 and node 1; never acknowledged, so nothing stays. */
         fake_kernel_control(f->fk, "delay_ms 1500");
-        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Reserve",
-                               g_variant_new("(stt@a{sv})", "slow", (guint64) 0, (guint64) 0,
-                                             test_opts("{'node_bytes': <[(uint32 0, uint64 20971520), "
-                                                  "(1, 20971520)]>}")),
-                               G_VARIANT_TYPE("(o)"), G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL,
-                               on_killed_call_done, &done);
-        /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
+        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, method, params, reply,
+                               G_DBUS_CALL_FLAGS_NONE, TEST_CALL_TIMEOUT_MS, NULL, on_killed_call_done, &done);
         g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
         hp_fixture_daemon_end(f, SIGKILL);
         fake_kernel_control(f->fk, "delay_ms 0");
         HP_WAIT_FOR(done, WAIT_MS);
         g_test_message("after the kill: node0 %" G_GUINT64_FORMAT " node1 %" G_GUINT64_FORMAT, nr(f, 0, KB2M),
                        nr(f, 1, KB2M));
+}
+
+/* SIGKILL while the kernel is slowly carrying out a request: the restart finishes or undoes the daemon's own
+ * half-done work, and takes none of it for someone else's Floor. */
+static void test_restart_mid_request(Fixture *f, gconstpointer data) {
+        g_autofree char *s = NULL, *want = NULL, *p = NULL;
+
+        /* Reserve: killed between growing node 0 and node 1; never acknowledged, so nothing stays. */
+        call_and_kill_mid_write(f, "Reserve",
+                                g_variant_new("(stt@a{sv})", "slow", (guint64) 0, (guint64) 0,
+                                              test_opts("{'node_bytes': <[(uint32 0, uint64 20971520), "
+                                                        "(1, 20971520)]>}")),
+                                G_VARIANT_TYPE("(o)"));
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 0);
         hp_fixture_daemon_start(f);
         g_assert_cmpuint(hp_n_reservations(f->c), ==, 0);
@@ -236,18 +242,7 @@ static void test_restart_mid_request(Fixture *f, gconstpointer data) {
 
         /* Release: decided on disk before the pools shrink, so the restart finishes the shrinking. */
         p = hp_reserve_ok(f->c, "slow", 0, 0, test_opts("{'node_bytes': <[(uint32 0, uint64 20971520), (1, 20971520)]>}"));
-        fake_kernel_control(f->fk, "delay_ms 1500");
-        done = FALSE;
-        g_dbus_connection_call(f->c, TEST_BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Release",
-                               g_variant_new("(s)", "slow"), G_VARIANT_TYPE("()"), G_DBUS_CALL_FLAGS_NONE,
-                               TEST_CALL_TIMEOUT_MS, NULL, on_killed_call_done, &done);
-        /* Within the first of the two writes: the daemon holds node 0's nr_hugepages open. */
-        g_assert_true(test_daemon_wait_open_for_write(f->d, "node0/hugepages/hugepages-2048kB/nr_hugepages", 20000));
-        hp_fixture_daemon_end(f, SIGKILL);
-        fake_kernel_control(f->fk, "delay_ms 0");
-        HP_WAIT_FOR(done, WAIT_MS);
-        g_test_message("after the kill: node0 %" G_GUINT64_FORMAT " node1 %" G_GUINT64_FORMAT, nr(f, 0, KB2M),
-                       nr(f, 1, KB2M));
+        call_and_kill_mid_write(f, "Release", g_variant_new("(s)", "slow"), G_VARIANT_TYPE("()"));
         g_assert_cmpuint(nr(f, 1, KB2M), ==, 10);
         hp_fixture_daemon_start(f);
         g_assert_cmpuint(hp_n_reservations(f->c), ==, 0);
