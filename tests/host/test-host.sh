@@ -48,18 +48,9 @@ for tool in meson ninja ldd dpkg-query flock tar sha256sum truncate; do
         command -v "$tool" >/dev/null || die "$tool not found: run tools/install-deps --test"
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/hugepaged-host.XXXXXX")
-qemu_pid=
-cleanup() {
-        if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
-                kill "$qemu_pid" 2>/dev/null || true
-                sleep 1
-                kill -9 "$qemu_pid" 2>/dev/null || true
-        fi
-        rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+# shellcheck source=../lib/vm-scratch.sh
+. "$src/tests/lib/vm-scratch.sh"
+vm_scratch hugepaged-host
 trap 'log "FAIL: line $LINENO: a command failed"; exit 1' ERR
 t0=$SECONDS
 

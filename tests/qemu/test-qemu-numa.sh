@@ -31,18 +31,9 @@ done
 pyqmp=/usr/bin/python3 # the system interpreter, whatever python3 is first on PATH
 [ -x "$pyqmp" ] || die "$pyqmp not found: run tools/install-deps --test"
 
-work=$(mktemp -d /tmp/hugepaged-qemu.XXXXXX)
-qemu_pid=
-cleanup() {
-        if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
-                kill "$qemu_pid" 2>/dev/null || true
-                sleep 1
-                kill -9 "$qemu_pid" 2>/dev/null || true
-        fi
-        rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+# shellcheck source=../lib/vm-scratch.sh
+. "$src/tests/lib/vm-scratch.sh"
+vm_scratch hugepaged-qemu
 
 # ---- the kernel: Debian's, unpacked into the build dir, never installed on the host ----
 kernel_package() {
