@@ -8,22 +8,12 @@
 
 #include <glib/gstdio.h>
 
-#include "bus-harness.h"
-#include "fake-kernel-launch.h"
+#include "hp-fixture.h"
 
 #define KB2M 2048
 #define KB1G 1048576
-#define CONFIG "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n"
 
-typedef struct Fixture {
-        FakeKernel *fk;
-        TestBus *bus;
-        TestDaemon *d;
-        GDBusConnection *c;
-        char *dir;
-        char *resdir;
-        char *config;
-} Fixture;
+typedef HpFixture Fixture;
 
 typedef struct Result {
         int status;     /* exit status, or -1 if killed */
@@ -37,42 +27,25 @@ static void result_clear(Result *r) {
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Result, result_clear)
 
-static void setup(Fixture *f, gconstpointer data) {
-        static const char *const fk_args[] = { "--nodes=0,1", NULL };
+static const HpTestParams params = { .config = "[Allocation]\nMaxAttempts=2\nTimeoutSec=10\n" };
 
-        f->fk = fake_kernel_start(fk_args);
-        f->bus = test_bus_start();
-        f->dir = test_tmpdir("hugepaged-test-units-XXXXXX");
-        f->resdir = g_build_filename(f->dir, "reservations.d", NULL);
-        g_assert_cmpint(g_mkdir(f->resdir, 0755), ==, 0);
-        f->config = g_build_filename(f->dir, "hugepaged.conf", NULL);
-        g_assert_true(g_file_set_contents(f->config, CONFIG, -1, NULL));
-        f->d = test_daemon_start(f->bus, fake_kernel_root(f->fk), NULL, f->config, NULL);
-        f->c = test_bus_connect(f->bus);
+/* The reservation directory of the test's own, in the fixture's directory. */
+static char *resdir(Fixture *f) {
+        return g_build_filename(f->dir, "reservations.d", NULL);
 }
 
-static void teardown(Fixture *f, gconstpointer data) {
-        if (f->c) {
-                (void) g_dbus_connection_close_sync(f->c, NULL, NULL);
-                g_clear_object(&f->c);
-        }
-        if (f->d) {
-                if (test_daemon_is_running(f->d))
-                        g_assert_cmpint(test_daemon_stop(f->d), ==, 0);
-                g_clear_pointer(&f->d, test_daemon_free);
-        }
-        g_clear_pointer(&f->bus, test_bus_stop);
-        g_clear_pointer(&f->fk, fake_kernel_stop);
-        if (!test_failed())
-                test_rm_rf(f->dir);
-        g_free(f->dir);
-        g_free(f->resdir);
-        g_free(f->config);
+static void setup(Fixture *f, gconstpointer data) {
+        g_autofree char *d = NULL;
+
+        hp_fixture_setup(f, data);
+        d = resdir(f);
+        g_assert_cmpint(g_mkdir(d, 0755), ==, 0);
 }
 
 static void write_conf(Fixture *f, const char *name, const char *contents) {
         g_autofree char *fn = g_strconcat(name, ".conf", NULL);
-        g_autofree char *path = g_build_filename(f->resdir, fn, NULL);
+        g_autofree char *dir = resdir(f);
+        g_autofree char *path = g_build_filename(dir, fn, NULL);
         g_assert_true(g_file_set_contents(path, contents, -1, NULL));
 }
 
@@ -81,11 +54,12 @@ static void run(Fixture *f, const char *verb, const char *name, Result *ret) {
         g_autofree char *helper = g_build_filename(g_getenv("HUGEPAGED_BUILD_ROOT"), "src", "hugepaged-reserve",
                                                    "hugepaged-reserve", NULL);
         const char *argv[] = { helper, verb, name, NULL };
+        g_autofree char *dir = resdir(f);
         g_auto(GStrv) env = g_get_environ();
         g_autoptr(GError) error = NULL;
         int wait_status = 0;
 
-        env = g_environ_setenv(env, "HUGEPAGED_RESERVATIONS_DIR", f->resdir, TRUE);
+        env = g_environ_setenv(env, "HUGEPAGED_RESERVATIONS_DIR", dir, TRUE);
         env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", test_bus_address(f->bus), TRUE);
         env = g_environ_setenv(env, "HUGEPAGED_RESERVE_TIMEOUT", "60", TRUE);
         g_assert_true(g_spawn_sync(NULL, (char **) argv, env, G_SPAWN_DEFAULT, NULL, NULL, &ret->out, &ret->err,
@@ -243,11 +217,9 @@ static void test_daemon_gone(Fixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        test_harness_init(&argc, &argv);
-        if (!fake_kernel_available())
-                return 77;
+        hp_test_init(&argc, &argv);
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, setup, fn, teardown)
+#define ADD(path, fn) g_test_add(path, Fixture, &params, setup, fn, hp_fixture_teardown)
         ADD("/units/reserve/start-stop", test_start_stop);
         ADD("/units/reserve/node-sizes", test_node_sizes);
         ADD("/units/reserve/impossible", test_impossible);
