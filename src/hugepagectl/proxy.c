@@ -195,11 +195,30 @@ static int get_all(sd_bus *bus, const char *path, const char *iface, sd_bus_erro
                                   "s", iface);
 }
 
+int read_reservation_at(sd_bus *bus, const char *path, sd_bus_error *error, ReservationInfo *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *props = NULL;
+        ReservationInfo info = {};
+        int r;
+
+        r = get_all(bus, path, HP_BUS_IFACE_RESERVATION, error, &props);
+        if (r < 0)
+                return r;
+        info.path = strdup(path);
+        if (!info.path)
+                return -ENOMEM;
+        r = reservation_info_read(props, &info);
+        if (r < 0) {
+                reservation_info_done(&info);
+                return r;
+        }
+        *ret = info;
+        return 0;
+}
+
 /* Returns an exit status; on failure the error has been printed with "cannot <what>". */
 int fetch_reservation(sd_bus *bus, const char *name, const char *what, ReservationInfo *ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *props = NULL;
-        ReservationInfo info = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
         int r;
 
@@ -209,18 +228,9 @@ int fetch_reservation(sd_bus *bus, const char *name, const char *what, Reservati
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return report_bus_error(what, NULL, r);
-        r = get_all(bus, path, HP_BUS_IFACE_RESERVATION, &error, &props);
+        r = read_reservation_at(bus, path, &error, ret);
         if (r < 0)
                 return report_bus_error(what, &error, r);
-        info.path = strdup(path);
-        if (!info.path)
-                return report_bus_error(what, NULL, -ENOMEM);
-        r = reservation_info_read(props, &info);
-        if (r < 0) {
-                reservation_info_done(&info);
-                return report_bus_error(what, NULL, r);
-        }
-        *ret = info;
         return EXIT_OK;
 }
 
@@ -246,6 +256,14 @@ int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
                         r = sd_bus_message_read(reply, "v", "t", &info.default_page_size);
                 else if (streq(prop, "ReservedBytes"))
                         r = sd_bus_message_read(reply, "v", "t", &info.reserved_bytes);
+                else if (streq(prop, "StatsPagesFirstWrite"))
+                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_first_write);
+                else if (streq(prop, "StatsPagesAfterCompaction"))
+                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_after_compaction);
+                else if (streq(prop, "StatsPagesAfterDropCaches"))
+                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_after_drop_caches);
+                else if (streq(prop, "StatsAllocationRetries"))
+                        r = sd_bus_message_read(reply, "v", "t", &info.stats_allocation_retries);
                 else if (streq(prop, "PageSizes") || streq(prop, "Nodes")) {
                         bool sizes = streq(prop, "PageSizes");
                         r = sd_bus_message_enter_container(reply, 'v', sizes ? "at" : "au");
