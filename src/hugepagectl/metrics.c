@@ -173,11 +173,24 @@ static void print_state(FILE *f, const ManagerInfo *mi, const PoolRow *pools, si
  * Returns an exit status, having printed the error. */
 static int read_state(sd_bus *bus, ManagerInfo *mi, PoolRow **pools, size_t *n_pools, ReservationInfo **ret_res,
                       size_t *ret_n_res) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ReservationRow *rows = NULL;
         ReservationInfo *res = NULL;
         size_t n_rows = 0, n = 0;
-        int r;
+        int has_owner = 0, r;
 
+        /* Asked every 15 s by a timer, a call to org.hugepaged1 would start a daemon the admin stopped, through
+         * D-Bus activation: a stopped daemon is what hugepaged_up 0 is for. */
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", NULL, &reply, "s", HP_BUS_NAME);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "b", &has_owner);
+        if (r < 0)
+                return report_bus_error("cannot read hugepaged", NULL, r);
+        if (!has_owner) {
+                fprintf(stderr, "hugepagectl: hugepaged is not running (%s is not on the system bus)\n", HP_BUS_NAME);
+                return EXIT_UNREACHABLE;
+        }
         r = fetch_manager(bus, "cannot read hugepaged", mi);
         if (r == EXIT_OK)
                 r = fetch_pools(bus, "cannot read hugepaged's pools", pools, n_pools);
