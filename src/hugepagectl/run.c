@@ -83,7 +83,7 @@ int verb_run(sd_bus *bus, char **args) {
         _cleanup_free_ char *what = NULL, *path = NULL;
         static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP };
         const char *name = args[0], *p;
-        sigset_t mask, old_mask;
+        sigset_t mask, chld, old_mask;
         uint64_t bytes = 0;
         int go[2], r, status;
         pid_t pid;
@@ -97,7 +97,13 @@ int verb_run(sd_bus *bus, char **args) {
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
                 sigaddset(&mask, sigs[i]);
-        if (sigprocmask(SIG_BLOCK, &mask, &old_mask) < 0 || pipe2(go, O_CLOEXEC) < 0)
+        /* SIGCHLD only, for now: Ctrl-C while Reserve waits for pages still ends hugepagectl at once (the child
+         * then reads EOF, and a reservation made meanwhile ends with it). */
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        /* A child that died before the go byte makes write() fail with EPIPE, rather than kill us. */
+        sigaddset(&chld, SIGPIPE);
+        if (sigprocmask(SIG_BLOCK, &chld, &old_mask) < 0 || pipe2(go, O_CLOEXEC) < 0)
                 return report_bus_error("run", NULL, negative_errno());
         fflush(NULL);
         pid = fork();
@@ -130,6 +136,8 @@ int verb_run(sd_bus *bus, char **args) {
                 print_reserve_advice(bus, &error);
                 return r;
         }
+        /* From here on COMMAND runs with its pages, and signals to hugepagectl are for COMMAND. */
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         if (write(go[1], "1", 1) != 1) {
                 r = negative_errno();
                 (void) kill(pid, SIGKILL);
