@@ -19,9 +19,10 @@
 
 typedef HpFixture Fixture;
 
-/* 2 MiB pages stay as spare pages after a release; two 1 GiB pages per node from boot, adopted as spare. */
+/* 2 MiB pages: a Floor of 3 per node, and pages stay as spare pages after a release; two 1 GiB pages per node
+ * from boot, adopted as spare. */
 static const HpTestParams params_spare = {
-        .config = CONFIG "[Pool 2M]\nShrinkDelaySec=infinity\n[Pool 1G]\nAdopt=spare\n",
+        .config = CONFIG "[Pool 2M]\nShrinkDelaySec=infinity\nMinPages=3\n[Pool 1G]\nAdopt=spare\n",
         .fk_control = (const char *const[]) { "set_nr 0 1048576 2", "set_nr 1 1048576 2", NULL },
         .daemon_end = HP_DAEMON_END_IF_RUNNING,
 };
