@@ -16,6 +16,7 @@
 #include <json-glib/json-glib.h>
 
 #include "hp-client.h"
+#include "hp-ctl.h"
 #include "hp-fixture.h"
 
 #define MB2 2048
@@ -50,46 +51,20 @@ static char *mounts_path(Fixture *f) {
         return g_build_filename(f->dir, "mounts", NULL);
 }
 
-static char *ctl_bin(void) {
-        const char *bin = g_getenv("HUGEPAGECTL_BIN");
-        if (bin)
-                return g_strdup(bin);
-        g_assert_nonnull(g_getenv("HUGEPAGED_BUILD_ROOT"));
-        return g_build_filename(g_getenv("HUGEPAGED_BUILD_ROOT"), "src", "hugepagectl", "hugepagectl", NULL);
-}
-
+/* The environment of hugepagectl: the bus, and the fixture's mount table. */
 static char **ctl_env(Fixture *f, const char *bus_address) {
-        char **env = g_get_environ();
-        if (bus_address)
-                env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", bus_address, TRUE);
         g_autofree char *mounts = mounts_path(f);
+        g_autofree char *kv = g_strdup_printf("HUGEPAGECTL_PROC_MOUNTS=%s", mounts);
 
-        env = g_environ_setenv(env, "HUGEPAGECTL_PROC_MOUNTS", mounts, TRUE);
-        return env;
+        return hp_ctl_env(bus_address, (const char *const[]) { kv, NULL });
 }
 
 /* Runs hugepagectl with args (NULL-terminated) against the given bus; returns its exit status. */
 static int ctl_run_on(Fixture *f, const char *bus_address, char **ret_out, char **ret_err, const char *const *args) {
-        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-        g_auto(GStrv) env = ctl_env(f, bus_address);
-        g_autoptr(GError) error = NULL;
-        g_autofree char *out = NULL, *err = NULL;
-        int status;
+        g_autofree char *mounts = mounts_path(f);
+        g_autofree char *kv = g_strdup_printf("HUGEPAGECTL_PROC_MOUNTS=%s", mounts);
 
-        g_ptr_array_add(argv, ctl_bin());
-        for (const char *const *a = args; *a; a++)
-                g_ptr_array_add(argv, g_strdup(*a));
-        g_ptr_array_add(argv, NULL);
-        g_spawn_sync(NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error);
-        g_assert_no_error(error);
-        g_test_message("hugepagectl %s -> exit %d\nstdout: %s\nstderr: %s", args[0] ?: "",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err);
-        g_assert_true(WIFEXITED(status));
-        if (ret_out)
-                *ret_out = g_steal_pointer(&out);
-        if (ret_err)
-                *ret_err = g_steal_pointer(&err);
-        return WEXITSTATUS(status);
+        return hp_ctl_run(bus_address, (const char *const[]) { kv, NULL }, ret_out, ret_err, args);
 }
 
 #define CTL(f, out, err, ...) ctl_run_on((f), test_bus_address((f)->bus), (out), (err), (const char *const[]) { __VA_ARGS__, NULL })
@@ -644,7 +619,7 @@ static void child_spawn(Fixture *f, Child *c, const char *const *args) {
         g_auto(GStrv) env = ctl_env(f, test_bus_address(f->bus));
         g_autoptr(GError) error = NULL;
 
-        g_ptr_array_add(argv, ctl_bin());
+        g_ptr_array_add(argv, hp_ctl_bin());
         for (const char *const *a = args; *a; a++)
                 g_ptr_array_add(argv, g_strdup(*a));
         g_ptr_array_add(argv, NULL);
@@ -802,7 +777,7 @@ static void test_monitor_json(Fixture *f, gconstpointer data) {
 static char *complete(Fixture *f, const char *words) {
         g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "src", "hugepagectl",
                                                  "hugepagectl.bash-completion", NULL);
-        g_autofree char *bin = ctl_bin();
+        g_autofree char *bin = hp_ctl_bin();
         g_autofree char *script = g_strdup_printf(
                 "source '%s'; COMP_WORDS=('%s' %s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _hugepagectl; "
                 "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort",

@@ -75,6 +75,20 @@ static char *read_started(Fixture *f, guint32 *ret_pid) {
         return g_strdup(words[0]);
 }
 
+/* `hugepagectl run NAME SIZE -- sh` that writes dir/started and sleeps; returns hugepagectl's pid once the command
+ * runs, and the command's pid. */
+static GPid spawn_sleeper(Fixture *f, const char *name, const char *size, guint32 *ret_cmd_pid) {
+        g_autofree char *started = started_path(f);
+        g_autofree char *script = g_strdup_printf("echo \"$HUGEPAGED_RESERVATION $$\" >%s; exec sleep 60", started);
+        g_autofree char *env_name = NULL;
+        GPid pid;
+
+        pid = ctl_spawn(f, (const char *const[]) { "run", name, size, "--", "sh", "-c", script, NULL });
+        env_name = read_started(f, ret_cmd_pid);
+        g_assert_cmpstr(env_name, ==, name);
+        return pid;
+}
+
 /* The example: run r2 64M -- a command that exits 7. */
 static void test_run_lifetime(Fixture *f, gconstpointer data) {
         g_autofree char *started = started_path(f), *go = g_build_filename(f->dir, "go", NULL);
@@ -140,10 +154,7 @@ static void test_run_too_big(Fixture *f, gconstpointer data) {
 }
 
 static void test_run_signals(Fixture *f, gconstpointer data) {
-        g_autofree char *started = started_path(f);
-        g_autofree char *script = g_strdup_printf("echo \"$HUGEPAGED_RESERVATION $$\" >%s; exec sleep 60", started);
         guint64 total0 = pool_total(f, NULL);
-        g_autofree char *name = NULL;
         guint32 cmd_pid;
         GPid pid;
 
@@ -153,9 +164,7 @@ static void test_run_signals(Fixture *f, gconstpointer data) {
                         ==, 128 + SIGTERM);
 
         /* SIGTERM to hugepagectl reaches the command. */
-        pid = ctl_spawn(f, (const char *const[]) { "run", "s2", "2M", "--", "sh", "-c", script, NULL });
-        name = read_started(f, &cmd_pid);
-        g_assert_cmpstr(name, ==, "s2");
+        pid = spawn_sleeper(f, "s2", "2M", &cmd_pid);
         g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
         g_assert_cmpint(wait_status(pid), ==, 128 + SIGTERM);
         g_assert_false(reservation_exists(f, "s2"));
@@ -164,16 +173,12 @@ static void test_run_signals(Fixture *f, gconstpointer data) {
 
 /* hugepagectl SIGKILLed: the command goes on with its pages, and they go when it exits. */
 static void test_run_killed(Fixture *f, gconstpointer data) {
-        g_autofree char *started = started_path(f);
-        g_autofree char *script = g_strdup_printf("echo \"$HUGEPAGED_RESERVATION $$\" >%s; exec sleep 60", started);
         guint64 total0 = pool_total(f, NULL);
-        g_autofree char *name = NULL;
         guint32 cmd_pid;
         int status;
         GPid pid;
 
-        pid = ctl_spawn(f, (const char *const[]) { "run", "k1", "8M", "--", "sh", "-c", script, NULL });
-        name = read_started(f, &cmd_pid);
+        pid = spawn_sleeper(f, "k1", "8M", &cmd_pid);
         g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_assert_true(WIFSIGNALED(status));

@@ -3,6 +3,7 @@
  * reservations into the structs the verbs print. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,17 @@ int fetch_reservation(sd_bus *bus, const char *name, const char *what, Reservati
 }
 
 int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } u64_props[] = {
+                { "DefaultPageSize", offsetof(ManagerInfo, default_page_size) },
+                { "ReservedBytes", offsetof(ManagerInfo, reserved_bytes) },
+                { "StatsPagesFirstWrite", offsetof(ManagerInfo, stats_pages_first_write) },
+                { "StatsPagesAfterCompaction", offsetof(ManagerInfo, stats_pages_after_compaction) },
+                { "StatsPagesAfterDropCaches", offsetof(ManagerInfo, stats_pages_after_drop_caches) },
+                { "StatsAllocationRetries", offsetof(ManagerInfo, stats_allocation_retries) },
+        };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ManagerInfo info = {};
@@ -250,20 +262,14 @@ int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
                 r = sd_bus_message_read(reply, "s", &prop);
                 if (r < 0)
                         break;
-                if (streq(prop, "Version"))
+                const size_t *offset = NULL;
+                for (size_t i = 0; i < ELEMENTSOF(u64_props); i++)
+                        if (streq(prop, u64_props[i].name))
+                                offset = &u64_props[i].offset;
+                if (offset)
+                        r = sd_bus_message_read(reply, "v", "t", (uint64_t *) ((char *) &info + *offset));
+                else if (streq(prop, "Version"))
                         r = read_variant_string(reply, &info.version);
-                else if (streq(prop, "DefaultPageSize"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.default_page_size);
-                else if (streq(prop, "ReservedBytes"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.reserved_bytes);
-                else if (streq(prop, "StatsPagesFirstWrite"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_first_write);
-                else if (streq(prop, "StatsPagesAfterCompaction"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_after_compaction);
-                else if (streq(prop, "StatsPagesAfterDropCaches"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.stats_pages_after_drop_caches);
-                else if (streq(prop, "StatsAllocationRetries"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.stats_allocation_retries);
                 else if (streq(prop, "PageSizes") || streq(prop, "Nodes")) {
                         bool sizes = streq(prop, "PageSizes");
                         r = sd_bus_message_enter_container(reply, 'v', sizes ? "at" : "au");
