@@ -426,14 +426,14 @@ static void test_status_mount_hint(Fixture *f, gconstpointer data) {
                 g_auto(GStrv) argv = NULL;
                 g_autoptr(GError) error = NULL;
                 g_autofree char *dir = NULL, *expected = NULL;
-                guint64 ps = sizes[n];
+                guint64 ps;
                 struct statfs sfs;
                 int st, r;
 
                 if (!cmd)
                         continue;
                 g_assert_cmpuint(n, <, G_N_ELEMENTS(sizes));
-                n++;
+                ps = sizes[n++];
                 g_assert_true(g_shell_parse_argv(cmd + strlen("Mount one: "), NULL, &argv, &error));
                 g_assert_no_error(error);
                 g_assert_cmpuint(g_strv_length(argv), ==, 7);

@@ -79,7 +79,7 @@ static void help(void) {
                "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n"
                "     --output=FILE        metrics: write FILE atomically instead of stdout (also\n"
                "                          when hugepaged is unreachable: it then says hugepaged_up 0)\n"
-               "run takes --page-size=, --node= and --node-size= as reserve does.\n\n"
+               "\nrun takes --page-size=, --node= and --node-size= as reserve does.\n\n"
                "SIZE is bytes, or a number with a binary suffix: 512M, 4G, 4GiB, 2048kB\n"
                "(K, M, G, T; 1G = 1024^3 bytes). It is rounded up to whole pages.\n\n"
                "Exit status:\n"
