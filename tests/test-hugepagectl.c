@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <json-glib/json-glib.h>
 
 #include "hp-client.h"
+#include "hp-ctl.h"
 #include "hp-fixture.h"
 
 #define MB2 2048
@@ -48,46 +51,20 @@ static char *mounts_path(Fixture *f) {
         return g_build_filename(f->dir, "mounts", NULL);
 }
 
-static char *ctl_bin(void) {
-        const char *bin = g_getenv("HUGEPAGECTL_BIN");
-        if (bin)
-                return g_strdup(bin);
-        g_assert_nonnull(g_getenv("HUGEPAGED_BUILD_ROOT"));
-        return g_build_filename(g_getenv("HUGEPAGED_BUILD_ROOT"), "src", "hugepagectl", "hugepagectl", NULL);
-}
-
+/* The environment of hugepagectl: the bus, and the fixture's mount table. */
 static char **ctl_env(Fixture *f, const char *bus_address) {
-        char **env = g_get_environ();
-        if (bus_address)
-                env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", bus_address, TRUE);
         g_autofree char *mounts = mounts_path(f);
+        g_autofree char *kv = g_strdup_printf("HUGEPAGECTL_PROC_MOUNTS=%s", mounts);
 
-        env = g_environ_setenv(env, "HUGEPAGECTL_PROC_MOUNTS", mounts, TRUE);
-        return env;
+        return hp_ctl_env(bus_address, (const char *const[]) { kv, NULL });
 }
 
 /* Runs hugepagectl with args (NULL-terminated) against the given bus; returns its exit status. */
 static int ctl_run_on(Fixture *f, const char *bus_address, char **ret_out, char **ret_err, const char *const *args) {
-        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-        g_auto(GStrv) env = ctl_env(f, bus_address);
-        g_autoptr(GError) error = NULL;
-        g_autofree char *out = NULL, *err = NULL;
-        int status;
+        g_autofree char *mounts = mounts_path(f);
+        g_autofree char *kv = g_strdup_printf("HUGEPAGECTL_PROC_MOUNTS=%s", mounts);
 
-        g_ptr_array_add(argv, ctl_bin());
-        for (const char *const *a = args; *a; a++)
-                g_ptr_array_add(argv, g_strdup(*a));
-        g_ptr_array_add(argv, NULL);
-        g_spawn_sync(NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error);
-        g_assert_no_error(error);
-        g_test_message("hugepagectl %s -> exit %d\nstdout: %s\nstderr: %s", args[0] ?: "",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err);
-        g_assert_true(WIFEXITED(status));
-        if (ret_out)
-                *ret_out = g_steal_pointer(&out);
-        if (ret_err)
-                *ret_err = g_steal_pointer(&err);
-        return WEXITSTATUS(status);
+        return hp_ctl_run(bus_address, (const char *const[]) { kv, NULL }, ret_out, ret_err, args);
 }
 
 #define CTL(f, out, err, ...) ctl_run_on((f), test_bus_address((f)->bus), (out), (err), (const char *const[]) { __VA_ARGS__, NULL })
@@ -432,6 +409,65 @@ static void test_status_default_mount(Fixture *f, gconstpointer data) {
         g_assert_null(strstr(status, "Warning"));
 }
 
+/* Each "Mount one:" hint of status, run as printed but on a scratch directory: it must mount hugetlbfs with that
+ * page size. Mounting needs root; the hint's form is checked without it. */
+static void test_status_mount_hint(Fixture *f, gconstpointer data) {
+        g_autofree char *mounts = mounts_path(f);
+        g_autofree char *status = NULL;
+        g_auto(GStrv) lines = NULL;
+        const guint64 sizes[] = { PS2M, PS1G };
+        guint n = 0;
+
+        g_assert_true(g_file_set_contents(mounts, "proc /proc proc rw 0 0\n", -1, NULL));
+        status = CTL_OK(f, "status");
+        lines = g_strsplit(status, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                const char *cmd = strstr(*l, "Mount one: ");
+                g_auto(GStrv) argv = NULL;
+                g_autoptr(GError) error = NULL;
+                g_autofree char *dir = NULL, *expected = NULL;
+                guint64 ps;
+                struct statfs sfs;
+                int st, r;
+
+                if (!cmd)
+                        continue;
+                g_assert_cmpuint(n, <, G_N_ELEMENTS(sizes));
+                ps = sizes[n++];
+                g_assert_true(g_shell_parse_argv(cmd + strlen("Mount one: "), NULL, &argv, &error));
+                g_assert_no_error(error);
+                g_assert_cmpuint(g_strv_length(argv), ==, 7);
+                g_assert_cmpstr(argv[0], ==, "mount");
+                expected = g_strdup_printf("pagesize=%s", ps == PS2M ? "2M" : "1G");
+                g_assert_cmpstr(argv[4], ==, expected);
+                g_assert_cmpstr(argv[6], ==, ps == PS2M ? "/dev/hugepages" : "/dev/hugepages1G");
+                if (geteuid() != 0) {
+                        g_test_message("not root: the hint is not mounted");
+                        continue;
+                }
+                g_autofree char *sysfs = g_strdup_printf("/sys/kernel/mm/hugepages/hugepages-%" G_GUINT64_FORMAT "kB",
+                                                         ps / 1024);
+                if (!g_file_test(sysfs, G_FILE_TEST_IS_DIR)) {
+                        g_test_message("the kernel has no %s: not mounted", sysfs);
+                        continue;
+                }
+                dir = g_build_filename(f->dir, expected, NULL);
+                g_assert_cmpint(g_mkdir(dir, 0755), ==, 0);
+                g_free(argv[6]);
+                argv[6] = g_strdup(dir);
+                g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &st, &error);
+                g_assert_no_error(error);
+                g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+                r = statfs(dir, &sfs);
+                g_assert_cmpint(umount2(dir, 0), ==, 0);
+                g_assert_cmpint(r, ==, 0);
+                g_assert_cmphex((unsigned long) sfs.f_type, ==, 0x958458f6UL); /* HUGETLBFS_MAGIC */
+                g_assert_cmpuint(sfs.f_bsize, ==, ps);
+        }
+        /* Neither size is mounted: a hint for each. */
+        g_assert_cmpuint(n, ==, 2);
+}
+
 /* ---- daemon errors ---- */
 
 static void test_not_found(Fixture *f, gconstpointer data) {
@@ -583,7 +619,7 @@ static void child_spawn(Fixture *f, Child *c, const char *const *args) {
         g_auto(GStrv) env = ctl_env(f, test_bus_address(f->bus));
         g_autoptr(GError) error = NULL;
 
-        g_ptr_array_add(argv, ctl_bin());
+        g_ptr_array_add(argv, hp_ctl_bin());
         for (const char *const *a = args; *a; a++)
                 g_ptr_array_add(argv, g_strdup(*a));
         g_ptr_array_add(argv, NULL);
@@ -741,7 +777,7 @@ static void test_monitor_json(Fixture *f, gconstpointer data) {
 static char *complete(Fixture *f, const char *words) {
         g_autofree char *file = g_build_filename(g_getenv("HUGEPAGED_SOURCE_ROOT"), "src", "hugepagectl",
                                                  "hugepagectl.bash-completion", NULL);
-        g_autofree char *bin = ctl_bin();
+        g_autofree char *bin = hp_ctl_bin();
         g_autofree char *script = g_strdup_printf(
                 "source '%s'; COMP_WORDS=('%s' %s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _hugepagectl; "
                 "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort",
@@ -777,6 +813,18 @@ static void test_completion(Fixture *f, gconstpointer data) {
         g_autofree char *opts = complete(f, "reserve vm3 1G --li");
         g_assert_cmpstr(opts, ==, "--lifetime=\n");
         g_autofree char *lifetimes = complete(f, "reserve vm3 1G --lifetime = ''");
+        g_autofree char *run = complete(f, "r");
+        g_assert_cmpstr(run, ==, "release\nreserve\nrun\n");
+        g_autofree char *run_opts = complete(f, "run vm4 1G --");
+        g_assert_nonnull(strstr(run_opts, "--page-size=\n"));
+        g_assert_nonnull(strstr(run_opts, "--node-size=\n"));
+        g_assert_null(strstr(run_opts, "--lifetime="));
+        /* After "--", COMMAND is completed as a command. */
+        g_autofree char *run_cmd = complete(f, "run vm4 1G -- bas");
+        g_assert_nonnull(strstr(run_cmd, "bash\n"));
+        g_assert_null(strstr(run_cmd, "--"));
+        g_autofree char *metrics_opts = complete(f, "metrics --ou");
+        g_assert_cmpstr(metrics_opts, ==, "--output=\n");
         g_assert_cmpstr(lifetimes, ==, "caller\nexplicit\npid\n");
 }
 
@@ -792,6 +840,7 @@ int main(int argc, char *argv[]) {
         ADD("nodes", test_nodes);
         ADD("verbs", test_verbs);
         ADD("status-default-mount", test_status_default_mount);
+        ADD("status-mount-hint", test_status_mount_hint);
         ADD("not-found", test_not_found);
         ADD("exists", test_exists);
         ADD("insufficient", test_insufficient);

@@ -3,9 +3,9 @@
 # The unit files (suite `units`): `systemd-analyze verify` of every unit, with ExecStart= pointing at the
 # build tree so the binaries really are checked, and any warning counted as a failure (verify exits 0
 # on an unknown key); the daemon unit's `systemd-analyze security` exposure, asserted <= 2.5; and the
-# D-Bus activation file agreeing with the unit.
+# D-Bus activation file agreeing with the unit; hugepaged-metrics.service's command writing its file.
 #
-# usage: test-units.sh verify|security|activation
+# usage: test-units.sh verify|security|activation|metrics
 set -eu
 
 SRC=${HUGEPAGED_SOURCE_ROOT:?run me from meson test}
@@ -23,8 +23,9 @@ fail() {
 }
 
 # The units as meson fills them in, but with the build tree's binaries.
-for f in hugepaged.service hugepaged-reserve@.service; do
+for f in hugepaged.service hugepaged-reserve@.service hugepaged-metrics.service; do
         sed -e "s|@sbindir@|$BUILD/src/hugepaged|g" \
+            -e "s|@bindir@|$BUILD/src/hugepagectl|g" \
             -e "s|@libexecdir@|$BUILD/src/hugepaged-reserve|g" \
             -e "s|@reservationsdir@|$SRC/systemd/reservations.d|g" \
             "$SRC/systemd/$f.in" >"$TMP/$f"
@@ -32,14 +33,16 @@ for f in hugepaged.service hugepaged-reserve@.service; do
                 fail "$f.in has a placeholder meson does not fill"
         fi
 done
-cp "$SRC/systemd/dev-hugepages1G.mount" "$TMP/"
+cp "$SRC/systemd/dev-hugepages1G.mount" "$SRC/systemd/hugepaged-metrics.timer" "$TMP/"
 [ -x "$BUILD/src/hugepaged/hugepaged" ] || fail "$BUILD/src/hugepaged/hugepaged is not built"
 [ -x "$BUILD/src/hugepaged-reserve/hugepaged-reserve" ] || fail "$BUILD/src/hugepaged-reserve/hugepaged-reserve is not built"
+[ -x "$BUILD/src/hugepagectl/hugepagectl" ] || fail "$BUILD/src/hugepagectl/hugepagectl is not built"
 
 test_verify() {
         cd "$TMP"
         # Each unit alone, so a message names its unit; a template is verified as an instance.
-        for u in hugepaged.service hugepaged-reserve@.service dev-hugepages1G.mount; do
+        for u in hugepaged.service hugepaged-reserve@.service dev-hugepages1G.mount hugepaged-metrics.service \
+                 hugepaged-metrics.timer; do
                 if ! out=$(systemd-analyze verify --man=no "$TMP/$u" 2>&1); then
                         printf '%s\n' "$out" >&2
                         fail "systemd-analyze verify $u failed"
@@ -93,9 +96,34 @@ test_activation() {
         echo "ok: activation file and unit agree"
 }
 
+# hugepaged-metrics.service's command as the unit gives it, on a directory of ours and with no daemon: it must
+# write the file (hugepaged_up 0) and end with a status the unit takes for success.
+test_metrics() {
+        unit=$TMP/hugepaged-metrics.service
+        dir=$(sed -n 's/^Environment=HUGEPAGED_METRICS_DIR=//p' "$unit")
+        [ "$dir" = /var/lib/prometheus/node-exporter ] || fail "HUGEPAGED_METRICS_DIR is '$dir', not Debian's textfile directory"
+        grep -qx -- "ReadWritePaths=-$dir" "$unit" || fail "the unit cannot write $dir"
+        exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+        case $exec_start in
+        "$BUILD/src/hugepagectl/hugepagectl metrics --output=\${HUGEPAGED_METRICS_DIR}/hugepaged.prom") ;;
+        *) fail "unexpected ExecStart=$exec_start" ;;
+        esac
+        mkdir "$TMP/textfile"
+        rc=0
+        DBUS_SYSTEM_BUS_ADDRESS=unix:path=$TMP/no-bus "$BUILD/src/hugepagectl/hugepagectl" metrics \
+                --output="$TMP/textfile/hugepaged.prom" 2>"$TMP/err" || rc=$?
+        ok=$(sed -n 's/^SuccessExitStatus=//p' "$unit")
+        [ "$rc" = 5 ] && [ "$ok" = 5 ] || fail "no daemon: exit $rc, SuccessExitStatus=$ok (want 5 and 5)"
+        grep -qx 'hugepaged_up 0' "$TMP/textfile/hugepaged.prom" || fail "no 'hugepaged_up 0' in the file"
+        [ "$(ls "$TMP/textfile")" = hugepaged.prom ] || fail "left files behind: $(ls "$TMP/textfile")"
+        grep -qx 'OnUnitActiveSec=15s' "$SRC/systemd/hugepaged-metrics.timer" || fail "the timer does not run every 15 s"
+        echo "ok: hugepaged-metrics.service writes hugepaged_up 0 without a daemon, and succeeds"
+}
+
 case ${1:-} in
 verify) test_verify ;;
+metrics) test_metrics ;;
 security) test_security ;;
 activation) test_activation ;;
-*) echo "usage: $0 verify|security|activation" >&2; exit 2 ;;
+*) echo "usage: $0 verify|security|activation|metrics" >&2; exit 2 ;;
 esac

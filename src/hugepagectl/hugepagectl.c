@@ -53,7 +53,12 @@ static void help(void) {
                "  show NAME               Show one reservation\n"
                "  reserve NAME SIZE       Reserve SIZE of huge pages under NAME\n"
                "  release NAME            Release a reservation\n"
-               "  monitor                 Print a line for every change until Ctrl-C\n\n"
+               "  monitor                 Print a line for every change until Ctrl-C\n"
+               "  run NAME SIZE -- COMMAND [ARGS...]\n"
+               "                          Reserve SIZE under NAME for the life of COMMAND, run it\n"
+               "                          with HUGEPAGED_RESERVATION=NAME, and exit with its status\n"
+               "  metrics                 Print the pools, reservations and allocation statistics\n"
+               "                          in the Prometheus text format\n\n"
                "Options:\n"
                "  -h --help               Show this help\n"
                "     --version            Show the package version\n"
@@ -71,7 +76,10 @@ static void help(void) {
                "                          caller    while hugepagectl runs: it stays in the\n"
                "                                    foreground after reserving, and the pages are\n"
                "                                    released when it exits (Ctrl-C, SIGTERM, SIGHUP)\n"
-               "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n\n"
+               "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n"
+               "     --output=FILE        metrics: write FILE atomically instead of stdout (also\n"
+               "                          when hugepaged is unreachable: it then says hugepaged_up 0)\n"
+               "\nrun takes --page-size=, --node= and --node-size= as reserve does.\n\n"
                "SIZE is bytes, or a number with a binary suffix: 512M, 4G, 4GiB, 2048kB\n"
                "(K, M, G, T; 1G = 1024^3 bytes). It is rounded up to whole pages.\n\n"
                "Exit status:\n"
@@ -81,7 +89,9 @@ static void help(void) {
                "     rejected (InvalidArgs, UnsupportedPageSize, NoSuchNode)\n"
                "  3  no such reservation (NoSuchReservation)\n"
                "  4  not enough huge pages, or a limit reached (InsufficientPages, LimitExceeded)\n"
-               "  5  hugepaged is not reachable: no system bus, or org.hugepaged1 is not on it\n\n"
+               "  5  hugepaged is not reachable: no system bus, or org.hugepaged1 is not on it\n"
+               "run: COMMAND's exit status once it ran (128+N if signal N killed it), else the\n"
+               "statuses above (4: the pages could not be had, and COMMAND did not run).\n\n"
                "The bus is the system bus, or the one DBUS_SYSTEM_BUS_ADDRESS names.\n"
                "See hugepagectl(1) and org.hugepaged1(5).\n");
 }
@@ -135,6 +145,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NODE_SIZE,
                 ARG_LIFETIME,
                 ARG_PID,
+                ARG_OUTPUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -147,6 +158,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "node-size", required_argument, NULL, ARG_NODE_SIZE },
                 { "lifetime", required_argument, NULL, ARG_LIFETIME },
                 { "pid", required_argument, NULL, ARG_PID },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 {},
         };
         int c, r;
@@ -205,6 +217,13 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_pid_set = true;
                         arg_reserve_options = true;
                         break;
+                case ARG_OUTPUT:
+                        if (!optarg[0]) {
+                                usage_error("--output= needs a file name");
+                                return -EINVAL;
+                        }
+                        arg_output = optarg;
+                        break;
                 case ':':
                         usage_error("option '%s' needs an argument", argv[optind - 1]);
                         return -EINVAL;
@@ -251,20 +270,52 @@ static const Verb verbs[] = {
         { "reserve", 1, 2, "reserve NAME SIZE", verb_reserve },
         { "release", 1, 1, "release NAME", verb_release },
         { "monitor", 0, 0, "monitor", verb_monitor },
+        { "run", 1, 2, "run NAME SIZE -- COMMAND [ARGS...]", verb_run },
+        { "metrics", 0, 0, "metrics", verb_metrics },
 };
+
+/* Cuts argv at the first "--": what follows is run's COMMAND, and getopt must not see it (it would take
+ * COMMAND's options for ours, and its permuting hides where "--" was). Other verbs get the words after "--" as
+ * arguments, as before, e.g. 'show -- -name'. Returns the new argc. */
+static int split_command(int argc, char *argv[]) {
+        for (int i = 1; i < argc; i++)
+                if (streq(argv[i], "--")) {
+                        arg_command = argv + i + 1;
+                        argv[i] = NULL;
+                        return i;
+                }
+        return argc;
+}
 
 int main(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const Verb *verb = NULL;
+        _cleanup_free_ char **args = NULL;
         const char *name;
-        unsigned n_args;
-        int r;
+        unsigned n_args = 0;
+        int r, cut;
 
-        r = parse_argv(argc, argv);
+        cut = split_command(argc, argv);
+        r = parse_argv(cut, argv);
         if (r <= 0)
                 return r == 0 ? EXIT_OK : r == -ENOMEM ? EXIT_FAIL : EXIT_USAGE;
 
-        name = optind < argc ? argv[optind] : "status";
+        /* The words getopt left, then those after "--" unless they are run's COMMAND. */
+        args = calloc(argc + 1, sizeof(char *));
+        if (!args)
+                return EXIT_FAIL;
+        for (int i = optind; i < cut; i++)
+                args[n_args++] = argv[i];
+        name = n_args > 0 ? args[0] : arg_command && arg_command[0] ? arg_command[0] : "status";
+        if (!streq(name, "run"))
+                for (char **a = arg_command; a && *a; a++)
+                        args[n_args++] = *a;
+        else if (!arg_command || !arg_command[0]) {
+                usage_error("run: missing '-- COMMAND'; usage: hugepagectl run NAME SIZE -- COMMAND [ARGS...]");
+                return EXIT_USAGE;
+        }
+        if (n_args == 0)
+                args[n_args++] = (char *) name;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verbs[i].name, name))
                         verb = &verbs[i];
@@ -272,15 +323,24 @@ int main(int argc, char *argv[]) {
                 usage_error("unknown command '%s'; see 'hugepagectl --help'", name);
                 return EXIT_USAGE;
         }
-        n_args = optind < argc ? (unsigned) (argc - optind - 1) : 0;
+        n_args--;
         if (n_args < verb->min_args || n_args > verb->max_args) {
                 usage_error("%s: %s; usage: hugepagectl %s", verb->name,
                             n_args < verb->min_args ? "missing argument" : "too many arguments", verb->synopsis);
                 return EXIT_USAGE;
         }
-        if (arg_reserve_options && verb->run != verb_reserve) {
+        if (arg_reserve_options && verb->run != verb_reserve &&
+            !(verb->run == verb_run && !arg_lifetime && !arg_pid_set)) {
                 usage_error("%s: --page-size=, --node=, --node-size=, --lifetime= and --pid= go with 'reserve' "
-                            "only", verb->name);
+                            "only (and all but --lifetime= and --pid= with 'run')", verb->name);
+                return EXIT_USAGE;
+        }
+        if (arg_output && verb->run != verb_metrics) {
+                usage_error("%s: --output= goes with 'metrics' only", verb->name);
+                return EXIT_USAGE;
+        }
+        if (arg_json && (verb->run == verb_metrics || verb->run == verb_run)) {
+                usage_error("%s: --json does not go with '%s'", verb->name, verb->name);
                 return EXIT_USAGE;
         }
         if (arg_names && verb->run != verb_list) {
@@ -288,17 +348,18 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         /* Catch a bad name before the bus does, and with the rules spelled out. */
-        if ((verb->run == verb_reserve || verb->run == verb_show || verb->run == verb_release) &&
-            !reservation_name_is_valid(argv[optind + 1])) {
+        if ((verb->run == verb_reserve || verb->run == verb_show || verb->run == verb_release ||
+             verb->run == verb_run) && !reservation_name_is_valid(args[1])) {
                 usage_error("%s: invalid reservation name '%s': use 1 to %d characters from "
-                            "A-Z a-z 0-9 . _ : @ + -", verb->name, argv[optind + 1], RESERVATION_NAME_MAX);
+                            "A-Z a-z 0-9 . _ : @ + -", verb->name, args[1], RESERVATION_NAME_MAX);
                 return EXIT_USAGE;
         }
 
         r = bus_connect(&bus);
-        if (r != EXIT_OK)
+        /* metrics says "hugepaged_up 0" then, so that a scrape sees the daemon is down. */
+        if (r != EXIT_OK && verb->run != verb_metrics)
                 return r;
-        r = verb->run(bus, optind < argc ? argv + optind + 1 : argv + argc);
+        r = verb->run(bus, args + 1);
         if (fflush(stdout) != 0 && r == EXIT_OK) {
                 fprintf(stderr, "hugepagectl: cannot write the output: %s\n", strerror(errno));
                 r = EXIT_FAIL;

@@ -22,6 +22,9 @@ extern size_t arg_n_node_sizes;
 extern const char *arg_lifetime;
 extern uint32_t arg_pid;
 extern bool arg_pid_set;
+extern const char *arg_output;
+/* run: what follows "--" on the command line. */
+extern char **arg_command;
 
 /* "hugepagectl: <message>" on stderr. */
 void usage_error(const char *fmt, ...) _printf_(1, 2);
@@ -30,6 +33,12 @@ void usage_error(const char *fmt, ...) _printf_(1, 2);
  * away (EXIT_UNREACHABLE, after saying so). */
 int run_until_signal(sd_bus *bus);
 
+/* reserve's and run's SIZE (NULL: left out, allowed with --node-size=) in bytes; returns an exit status, and has
+ * printed a bad one with WHAT. */
+int parse_reserve_size(const char *verb, const char *what, const char *name, const char *size, uint64_t *ret);
+/* After a failed Reserve: a hint on stderr where the error has one. */
+void print_reserve_advice(sd_bus *bus, const sd_bus_error *error);
+
 int verb_status(sd_bus *bus, char **args);
 int verb_pools(sd_bus *bus, char **args);
 int verb_list(sd_bus *bus, char **args);
@@ -37,3 +46,6 @@ int verb_show(sd_bus *bus, char **args);
 int verb_reserve(sd_bus *bus, char **args);
 int verb_release(sd_bus *bus, char **args);
 int verb_monitor(sd_bus *bus, char **args);
+/* bus may be NULL: no system bus, and the metrics say hugepaged_up 0. */
+int verb_metrics(sd_bus *bus, char **args);
+int verb_run(sd_bus *bus, char **args);

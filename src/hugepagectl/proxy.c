@@ -3,6 +3,7 @@
  * reservations into the structs the verbs print. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,11 +196,30 @@ static int get_all(sd_bus *bus, const char *path, const char *iface, sd_bus_erro
                                   "s", iface);
 }
 
+int read_reservation_at(sd_bus *bus, const char *path, sd_bus_error *error, ReservationInfo *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *props = NULL;
+        ReservationInfo info = {};
+        int r;
+
+        r = get_all(bus, path, HP_BUS_IFACE_RESERVATION, error, &props);
+        if (r < 0)
+                return r;
+        info.path = strdup(path);
+        if (!info.path)
+                return -ENOMEM;
+        r = reservation_info_read(props, &info);
+        if (r < 0) {
+                reservation_info_done(&info);
+                return r;
+        }
+        *ret = info;
+        return 0;
+}
+
 /* Returns an exit status; on failure the error has been printed with "cannot <what>". */
 int fetch_reservation(sd_bus *bus, const char *name, const char *what, ReservationInfo *ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *props = NULL;
-        ReservationInfo info = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
         int r;
 
@@ -209,22 +229,24 @@ int fetch_reservation(sd_bus *bus, const char *name, const char *what, Reservati
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return report_bus_error(what, NULL, r);
-        r = get_all(bus, path, HP_BUS_IFACE_RESERVATION, &error, &props);
+        r = read_reservation_at(bus, path, &error, ret);
         if (r < 0)
                 return report_bus_error(what, &error, r);
-        info.path = strdup(path);
-        if (!info.path)
-                return report_bus_error(what, NULL, -ENOMEM);
-        r = reservation_info_read(props, &info);
-        if (r < 0) {
-                reservation_info_done(&info);
-                return report_bus_error(what, NULL, r);
-        }
-        *ret = info;
         return EXIT_OK;
 }
 
 int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } u64_props[] = {
+                { "DefaultPageSize", offsetof(ManagerInfo, default_page_size) },
+                { "ReservedBytes", offsetof(ManagerInfo, reserved_bytes) },
+                { "StatsPagesFirstWrite", offsetof(ManagerInfo, stats_pages_first_write) },
+                { "StatsPagesAfterCompaction", offsetof(ManagerInfo, stats_pages_after_compaction) },
+                { "StatsPagesAfterDropCaches", offsetof(ManagerInfo, stats_pages_after_drop_caches) },
+                { "StatsAllocationRetries", offsetof(ManagerInfo, stats_allocation_retries) },
+        };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ManagerInfo info = {};
@@ -240,12 +262,14 @@ int fetch_manager(sd_bus *bus, const char *what, ManagerInfo *ret) {
                 r = sd_bus_message_read(reply, "s", &prop);
                 if (r < 0)
                         break;
-                if (streq(prop, "Version"))
+                const size_t *offset = NULL;
+                for (size_t i = 0; i < ELEMENTSOF(u64_props); i++)
+                        if (streq(prop, u64_props[i].name))
+                                offset = &u64_props[i].offset;
+                if (offset)
+                        r = sd_bus_message_read(reply, "v", "t", (uint64_t *) ((char *) &info + *offset));
+                else if (streq(prop, "Version"))
                         r = read_variant_string(reply, &info.version);
-                else if (streq(prop, "DefaultPageSize"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.default_page_size);
-                else if (streq(prop, "ReservedBytes"))
-                        r = sd_bus_message_read(reply, "v", "t", &info.reserved_bytes);
                 else if (streq(prop, "PageSizes") || streq(prop, "Nodes")) {
                         bool sizes = streq(prop, "PageSizes");
                         r = sd_bus_message_enter_container(reply, 'v', sizes ? "at" : "au");

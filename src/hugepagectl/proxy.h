@@ -51,6 +51,9 @@ typedef struct ManagerInfo {
         uint32_t *nodes;
         size_t n_nodes;
         uint64_t reserved_bytes;
+        /* The allocation statistics (Stats*), counted since the daemon started. */
+        uint64_t stats_pages_first_write, stats_pages_after_compaction, stats_pages_after_drop_caches;
+        uint64_t stats_allocation_retries;
 } ManagerInfo;
 
 void reservation_rows_free(ReservationRow *rows, size_t n);
@@ -64,6 +67,9 @@ int bus_connect(sd_bus **ret);
 
 /* Reads an a{sv} of org.hugepaged1.Reservation properties (GetAll, InterfacesAdded). */
 int reservation_info_read(sd_bus_message *m, ReservationInfo *info);
+
+/* Properties.GetAll of the reservation at path; a negative errno, with error set when the call failed. */
+int read_reservation_at(sd_bus *bus, const char *path, sd_bus_error *error, ReservationInfo *ret);
 
 /* Each returns an exit status; on failure the error has been printed with WHAT ("cannot ..."). */
 int fetch_reservation(sd_bus *bus, const char *name, const char *what, ReservationInfo *ret);

@@ -84,6 +84,17 @@ int verb_show(sd_bus *bus, char **args) {
         return EXIT_OK;
 }
 
+/* A page size as hugetlbfs's pagesize= option and the kernel's hugepagesz= take it: 2M, 1G, 64K. */
+static char *mount_page_size_str(char buf[static FORMAT_SIZE_MAX], uint64_t ps) {
+        if (ps % GIB == 0)
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRIu64 "G", ps / GIB);
+        else if (ps % (1024 * 1024) == 0)
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRIu64 "M", ps / (1024 * 1024));
+        else
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRIu64 "K", ps / 1024);
+        return buf;
+}
+
 int verb_status(sd_bus *bus, char **args) {
         _cleanup_free_ PoolRow *pools = NULL;
         ReservationRow *rows = NULL;
@@ -171,11 +182,14 @@ int verb_status(sd_bus *bus, char **args) {
                                 printf("%s%s", any ? ", " : "", mounts[k].path);
                                 any = true;
                         }
-                if (!any)
+                if (!any) {
+                        char opt[FORMAT_SIZE_MAX];
+                        /* The form hugetlbfs takes (pagesize=2M), not size_str()'s "2 MiB": the line is meant to
+                         * be pasted. */
                         printf("none\n  Warning: no hugetlbfs mount serves %s pages, so no program can map them.\n"
                                "           Mount one: mount -t hugetlbfs -o pagesize=%s none /dev/hugepages%s\n",
-                               b, ps >= GIB ? "1G" : b, ps >= GIB ? "1G" : "");
-                else
+                               b, mount_page_size_str(opt, ps), ps == mi.default_page_size ? "" : opt);
+                } else
                         printf("\n");
                 print_pool_header();
                 for (size_t k = 0; k < n_pools; k++)
@@ -236,7 +250,32 @@ int run_until_signal(sd_bus *bus) {
         return EXIT_OK;
 }
 
-static void print_advice(sd_bus *bus, const sd_bus_error *error) {
+int parse_reserve_size(const char *verb, const char *what, const char *name, const char *size, uint64_t *ret) {
+        uint64_t bytes = 0, sum = 0;
+
+        for (size_t i = 0; i < arg_n_node_sizes; i++)
+                sum += arg_node_sizes[i].amount;
+        if (size) {
+                if (parse_size(size, &bytes) < 0 || bytes == 0) {
+                        usage_error("%s: invalid size '%s': give bytes, or a number with K, M, G or T (e.g. 512M, "
+                                    "4G, 4GiB)", what, size);
+                        return EXIT_USAGE;
+                }
+                if (arg_n_node_sizes > 0 && bytes != sum) {
+                        char b1[FORMAT_SIZE_MAX], b2[FORMAT_SIZE_MAX];
+                        usage_error("%s: SIZE %s is not the sum of --node-size= (%s); omit SIZE", what,
+                                    size_str(b1, bytes), size_str(b2, sum));
+                        return EXIT_USAGE;
+                }
+        } else if (arg_n_node_sizes == 0) {
+                usage_error("%s: missing SIZE (e.g. 'hugepagectl %s %s 4G')", verb, verb, name);
+                return EXIT_USAGE;
+        }
+        *ret = bytes;
+        return EXIT_OK;
+}
+
+void print_reserve_advice(sd_bus *bus, const sd_bus_error *error) {
         uint64_t ps = arg_page_size;
 
         if (!sd_bus_error_has_name(error, HP_BUS_ERROR_INSUFFICIENT_PAGES))
@@ -269,35 +308,19 @@ int verb_reserve(sd_bus *bus, char **args) {
                 .lifetime = arg_lifetime, .pid = arg_pid_set ? arg_pid : 0,
         };
         const char *name = args[0];
-        uint64_t bytes = 0, sum = 0;
+        uint64_t bytes = 0;
         int r;
 
         if (asprintf(&what, "cannot reserve %s", name) < 0)
                 return report_bus_error("cannot reserve", NULL, -ENOMEM);
-        for (size_t i = 0; i < arg_n_node_sizes; i++)
-                sum += arg_node_sizes[i].amount;
-        if (args[1]) {
-                r = parse_size(args[1], &bytes);
-                if (r < 0 || bytes == 0) {
-                        usage_error("%s: invalid size '%s': give bytes, or a number with K, M, G or T (e.g. 512M, "
-                                    "4G, 4GiB)", what, args[1]);
-                        return EXIT_USAGE;
-                }
-                if (arg_n_node_sizes > 0 && bytes != sum) {
-                        char b1[FORMAT_SIZE_MAX], b2[FORMAT_SIZE_MAX];
-                        usage_error("%s: SIZE %s is not the sum of --node-size= (%s); omit SIZE", what,
-                                    size_str(b1, bytes), size_str(b2, sum));
-                        return EXIT_USAGE;
-                }
-        } else if (arg_n_node_sizes == 0) {
-                usage_error("reserve: missing SIZE (e.g. 'hugepagectl reserve %s 4G')", name);
-                return EXIT_USAGE;
-        }
+        r = parse_reserve_size("reserve", what, name, args[1], &bytes);
+        if (r != EXIT_OK)
+                return r;
 
         r = bus_call_reserve(bus, name, arg_page_size, bytes, &opts, &error, NULL);
         if (r < 0) {
                 r = report_bus_error(what, &error, r);
-                print_advice(bus, &error);
+                print_reserve_advice(bus, &error);
                 return r;
         }
 
