@@ -209,6 +209,8 @@ int reservation_hold(Reservation *r) {
         /* Consumers in other users' processes must get through to their own mount, which is 0700 itself. */
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return negative_errno();
+        if (chmod(dir, 0755) < 0) /* the service's UMask= is 0077 */
+                return negative_errno();
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
                 return negative_errno();
         /* The owner's group, so the mount's files are the owner's alone; with no such user, root's. */
