@@ -31,6 +31,7 @@ size_t arg_n_node_sizes = 0;
 const char *arg_lifetime = NULL;
 uint32_t arg_pid = 0;
 bool arg_pid_set = false;
+bool arg_hold = false;
 
 void usage_error(const char *fmt, ...) {
         va_list ap;
@@ -71,7 +72,9 @@ static void help(void) {
                "                          caller    while hugepagectl runs: it stays in the\n"
                "                                    foreground after reserving, and the pages are\n"
                "                                    released when it exits (Ctrl-C, SIGTERM, SIGHUP)\n"
-               "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n\n"
+               "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n"
+               "     --hold               reserve: the kernel holds the pages for you, in a hugetlbfs\n"
+               "                          mount whose path is printed (e.g. QEMU's mem-path=)\n\n"
                "SIZE is bytes, or a number with a binary suffix: 512M, 4G, 4GiB, 2048kB\n"
                "(K, M, G, T; 1G = 1024^3 bytes). It is rounded up to whole pages.\n\n"
                "Exit status:\n"
@@ -135,6 +138,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NODE_SIZE,
                 ARG_LIFETIME,
                 ARG_PID,
+                ARG_HOLD,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -147,6 +151,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "node-size", required_argument, NULL, ARG_NODE_SIZE },
                 { "lifetime", required_argument, NULL, ARG_LIFETIME },
                 { "pid", required_argument, NULL, ARG_PID },
+                { "hold", no_argument, NULL, ARG_HOLD },
                 {},
         };
         int c, r;
@@ -203,6 +208,10 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_pid_set = true;
+                        arg_reserve_options = true;
+                        break;
+                case ARG_HOLD:
+                        arg_hold = true;
                         arg_reserve_options = true;
                         break;
                 case ':':
@@ -279,7 +288,7 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         if (arg_reserve_options && verb->run != verb_reserve) {
-                usage_error("%s: --page-size=, --node=, --node-size=, --lifetime= and --pid= go with 'reserve' "
+                usage_error("%s: --page-size=, --node=, --node-size=, --lifetime=, --pid= and --hold go with 'reserve' "
                             "only", verb->name);
                 return EXIT_USAGE;
         }
