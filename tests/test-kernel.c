@@ -729,6 +729,55 @@ static void test_hold_refused(Fixture *f, gconstpointer data) {
         daemon_stop(f);
 }
 
+/* Release while a consumer still maps a file in the mount: the mount is detached at once, its pages stay the
+ * consumer's (the faulted ones in use, the rest still reserved) and go back when it lets go. */
+static void test_hold_release_in_use(Fixture *f, gconstpointer data) {
+        guint64 p = node0_nr(PAGE_2M), resv0 = read_u64(RESV_2M);
+        g_autofree char *mount_path = NULL, *file = NULL;
+        size_t len = 4 * PAGE_2M;
+        char *map;
+        int fd;
+
+        daemon_start_in_state_dir(f, "[Daemon]\nRefreshIntervalSec=0\n");
+        reserve_ok(f, "kt-busy", PAGE_2M, 8 * PAGE_2M, hold_options(TRUE));
+        mount_path = reservation_string(f, "kt-busy", "MountPath");
+        g_strlcpy(emergency_mount, mount_path, sizeof emergency_mount);
+        emergency_mounted = 1;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + 8);
+
+        /* The guest uses 4 of its 8 pages. */
+        file = g_build_filename(mount_path, "guest-ram", NULL);
+        fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        g_assert_cmpint(fd, >=, 0);
+        f->held_fd = fd;
+        emergency_fd = fd;
+        g_assert_cmpint(ftruncate(fd, (off_t) len), ==, 0);
+        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        g_assert_true(map != MAP_FAILED);
+        for (size_t i = 0; i < len; i += PAGE_2M)
+                map[i] = 1;
+        g_assert_cmpuint(node0_read(PAGE_2M, "free_hugepages"), >=, 4);
+
+        release_ok(f, "kt-busy");
+        g_assert_cmpuint(mount_count(mount_path, NULL), ==, 0);
+        g_assert_cmpuint(pool_property(f, PAGE_2M, "Reserved"), ==, 0);
+        /* Still the guest's: 4 in use, 4 reserved by the detached mount, so a stranger gets none of them. */
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + 4);
+        assert_stranger_refused(4);
+
+        /* The guest lets go: everything goes back to the kernel. */
+        g_assert_cmpint(munmap(map, len), ==, 0);
+        emergency_fd = -1;
+        f->held_fd = -1;
+        close(fd);
+        emergency_mounted = 0;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0);
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p);
+        g_assert_cmpuint(node0_surplus(PAGE_2M), ==, 0);
+        daemon_stop(f);
+        assert_originals();
+}
+
 int main(int argc, char **argv) {
         test_harness_init(&argc, &argv);
 
@@ -748,6 +797,7 @@ int main(int argc, char **argv) {
         ADD("/kernel/outside-change/periodic", test_outside_change_periodic);
         ADD("/kernel/hold", test_hold);
         ADD("/kernel/hold-refused", test_hold_refused);
+        ADD("/kernel/hold-release-in-use", test_hold_release_in_use);
 #undef ADD
 
         return g_test_run();
