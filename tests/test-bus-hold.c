@@ -95,7 +95,7 @@ static void test_hold_restart(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) props = NULL, props2 = NULL;
 
         path = hp_reserve_ok(f->c, "vm1", PS2M, 4 * PS2M, test_opts("{'nodes': <[uint32 0]>, 'hold': <true>}"));
-        (void) hp_reserve_ok(f->c, "lost", PS2M, 2 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'hold': <true>}"));
+        g_free(hp_reserve_ok(f->c, "lost", PS2M, 2 * PS2M, test_opts("{'nodes': <[uint32 1]>, 'hold': <true>}")));
         props = hp_get_all(f->c, path, RES_IFACE);
         kernel = kernel_snapshot(f);
 

@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -808,11 +809,11 @@ static int recording_umount(const char *path) {
 }
 
 static int recording_list(const char *dir, char ***ret) {
-        char **v = g_new0(char *, hold_mounts->len + 1);
+        char **v = calloc(hold_mounts->len + 1, sizeof(char *)); /* freed by the core with free() */
         size_t n = 0;
         for (guint i = 0; i < hold_mounts->len; i++)
                 if (g_str_has_prefix(hold_mounts->pdata[i], dir))
-                        v[n++] = strdup(hold_mounts->pdata[i]); /* freed with free() by the core */
+                        v[n++] = strdup(hold_mounts->pdata[i]);
         *ret = v;
         return 0;
 }
