@@ -788,6 +788,7 @@ static void test_adopt_floor_hint(Fixture *f, gconstpointer data) {
 static GPtrArray *hold_mounts;
 static GString *hold_calls;
 static int hold_mount_error; /* what the next mounts return */
+static int hold_list_error;  /* what the next lists return */
 
 static int recording_mount(const char *path, uint64_t page_size, uint64_t bytes, uid_t uid, gid_t gid) {
         g_string_append_printf(hold_calls, "mount %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %u;",
@@ -809,6 +810,8 @@ static int recording_umount(const char *path) {
 }
 
 static int recording_list(const char *dir, char ***ret) {
+        if (hold_list_error)
+                return hold_list_error;
         char **v = calloc(hold_mounts->len + 1, sizeof(char *)); /* freed by the core with free() */
         size_t n = 0;
         for (guint i = 0; i < hold_mounts->len; i++)
@@ -962,6 +965,15 @@ static void test_hold_reconcile(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(manager_find_pool(f->m, PS2M, 1)->reserved, ==, 2);
         g_assert_cmpuint(nr(f, 0, MB2), ==, 4);
         g_assert_cmpuint(nr(f, 1, MB2), ==, 2);
+        manager_stop(f);
+
+        /* The mounts cannot be listed: nothing is mounted again (that could reserve the pages twice). */
+        hold_list_error = -EIO;
+        hold_start(f);
+        hold_list_error = 0;
+        g_assert_cmpstr(hold_calls->str, ==, "");
+        g = manager_find_reservation(f->m, "g");
+        g_assert_true(g->held && g->mount_path && !g->hold_lost);
         manager_stop(f);
 
         /* g's mount gone again, and this time the pool cannot back it: degraded, still on record. */

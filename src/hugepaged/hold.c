@@ -253,8 +253,12 @@ void manager_reconcile_holds(Manager *m) {
         }
         k = m->hold_ops->list(dir, &mounts);
         if (k < 0) {
+                /* Mounting again what may be there would reserve the pages twice: take them as they were. */
                 log_error_errno(k, "cannot list the mounts under %s, the held reservations are not checked: %m", dir);
-                mounts = NULL;
+                for (size_t j = 0; j < m->n_reservations; j++)
+                        if (m->reservations[j]->held)
+                                (void) hold_path(m, m->reservations[j]->name, &m->reservations[j]->mount_path);
+                return;
         }
         for (size_t i = 0; mounts && mounts[i]; i++) {
                 bool ours = false;
