@@ -176,7 +176,7 @@ static void test_usage_errors(Fixture *f, gconstpointer data) {
         USAGE_ERROR(f, "--pid= goes with --lifetime=pid", "reserve", "vm1", "1G", "--lifetime=caller", "--pid=1");
         USAGE_ERROR(f, "invalid --pid=0", "reserve", "vm1", "1G", "--pid=0");
         USAGE_ERROR(f, "option '--page-size' needs an argument", "reserve", "vm1", "1G", "--page-size");
-        USAGE_ERROR(f, "list: --page-size=, --node=, --node-size=, --lifetime= and --pid= go with 'reserve' only",
+        USAGE_ERROR(f, "list: --page-size=, --node=, --node-size=, --lifetime=, --pid= and --hold go with 'reserve' only",
                     "list", "--page-size=2M");
         USAGE_ERROR(f, "invalid reservation name 'a/b'", "show", "a/b");
         USAGE_ERROR(f, "invalid reservation name 'vm 1'", "reserve", "vm 1", "1G");
@@ -794,6 +794,40 @@ static char *complete(Fixture *f, const char *words) {
         return out;
 }
 
+/* --hold: the kernel holds the pages, and the mount's path is printed for the consumer. */
+static void test_hold(Fixture *f, gconstpointer data) {
+        g_autofree char *out = NULL, *show = NULL, *json = NULL, *json2 = NULL, *line = NULL;
+        g_autofree char *mount = g_build_filename(f->state_dir, "mounts", "vm1", NULL), *err = NULL, *o2 = NULL;
+        g_autoptr(JsonNode) node = NULL, node2 = NULL;
+        JsonObject *obj;
+
+        out = CTL_OK(f, "reserve", "vm1", "8M", "--hold");
+        line = g_strdup_printf("Held at %s\n", mount);
+        g_assert_true(g_str_has_suffix(out, line));
+        g_assert_true(g_file_test(mount, G_FILE_TEST_IS_DIR));
+        show = CTL_OK(f, "show", "vm1");
+        g_clear_pointer(&line, g_free);
+        line = g_strdup_printf("       Held: yes, at %s\n", mount);
+        g_assert_nonnull(strstr(show, line));
+        json = CTL_OK(f, "show", "vm1", "--json");
+        node = parse_json(json);
+        obj = json_node_get_object(node);
+        g_assert_true(json_object_get_boolean_member(obj, "held"));
+        g_assert_cmpstr(json_object_get_string_member(obj, "mount_path"), ==, mount);
+
+        /* Unheld: nothing printed about it, and JSON says so. */
+        g_free(CTL_OK(f, "reserve", "vm2", "8M"));
+        json2 = CTL_OK(f, "show", "vm2", "--json");
+        node2 = parse_json(json2);
+        obj = json_node_get_object(node2);
+        g_assert_false(json_object_get_boolean_member(obj, "held"));
+        g_assert_true(json_object_get_null_member(obj, "mount_path"));
+
+        g_assert_cmpint(CTL(f, &o2, &err, "release", "vm1", "--hold"), ==, 2);
+        g_free(CTL_OK(f, "release", "vm1"));
+        g_assert_false(g_file_test(mount, G_FILE_TEST_EXISTS));
+}
+
 static void test_completion(Fixture *f, gconstpointer data) {
         g_autofree char *bash = g_find_program_in_path("bash");
 
@@ -850,6 +884,7 @@ int main(int argc, char *argv[]) {
         ADD("monitor", test_monitor);
         ADD("monitor-json", test_monitor_json);
         ADD("completion", test_completion);
+        ADD("hold", test_hold);
         ADD_P("limit", &params_limit, setup, test_limit);
         ADD_P("boot-pages-floor", &params_boot_floor, setup_boot_pages, test_boot_pages_floor);
         ADD_P("boot-pages-spare", &params_boot_spare, setup_boot_pages, test_boot_pages_spare);

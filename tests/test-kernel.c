@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,6 +53,7 @@ typedef struct Fixture {
         gboolean mounted;
         int held_fd;
         char *held_file;
+        char *state_dir;      /* a state dir kept across restarts (held reservations) */
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
@@ -73,6 +75,21 @@ static void daemon_start(Fixture *f, const char *config_text) {
                 g_assert_true(g_file_set_contents(config, config_text, -1, NULL));
         }
         f->daemon = test_daemon_start(f->bus, NULL, NULL, config, NULL);
+        emergency_daemon_pid = test_daemon_pid(f->daemon);
+}
+
+/* With f->state_dir, so a restart finds the reservations and the mounts again. */
+static void daemon_start_in_state_dir(Fixture *f, const char *config_text) {
+        g_autofree char *config = NULL;
+
+        g_assert_null(f->daemon);
+        if (!f->state_dir)
+                f->state_dir = g_build_filename(f->tmp, "state", NULL);
+        if (config_text) {
+                config = g_build_filename(f->tmp, "hugepaged.conf", NULL);
+                g_assert_true(g_file_set_contents(config, config_text, -1, NULL));
+        }
+        f->daemon = test_daemon_start(f->bus, NULL, f->state_dir, config, NULL);
         emergency_daemon_pid = test_daemon_pid(f->daemon);
 }
 
@@ -116,6 +133,18 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (f->held_fd >= 0 || f->held_file)
                 hugetlbfs_release_file(f);
         hugetlbfs_unmount(f);
+        if (f->state_dir) {
+                /* A held reservation's mount keeps its pages reserved: gone before the counts are put back. */
+                g_autofree char *mounts = g_build_filename(f->state_dir, "mounts", NULL);
+                g_autoptr(GDir) d = g_dir_open(mounts, 0, NULL);
+                const char *e;
+                while (d && (e = g_dir_read_name(d))) {
+                        g_autofree char *m = g_build_filename(mounts, e, NULL);
+                        while (umount2(m, MNT_DETACH) == 0)
+                                ;
+                }
+                g_free(f->state_dir);
+        }
         if (f->mnt) {
                 (void) rmdir(f->mnt);
                 g_free(f->mnt);
@@ -469,6 +498,302 @@ static void test_outside_change_periodic(Fixture *f, gconstpointer data) {
         check_outside_pages_kept(f, p, floor_);
 }
 
+/* ---- 7: held reservations: the kernel keeps the pages for their owner ---- */
+
+#define NR_2M   HUGEPAGES_DIR "/hugepages-2048kB/nr_hugepages"
+#define FREE_2M HUGEPAGES_DIR "/hugepages-2048kB/free_hugepages"
+#define RESV_2M HUGEPAGES_DIR "/hugepages-2048kB/resv_hugepages"
+#define SURP_2M HUGEPAGES_DIR "/hugepages-2048kB/surplus_hugepages"
+
+/* With nr_overcommit_hugepages set, the kernel grows surplus pages for anyone who asks: a stranger is then not
+ * refused, and cannot be. */
+static gboolean overcommit_off(void) {
+        guint64 oc = read_u64(HUGEPAGES_DIR "/hugepages-2048kB/nr_overcommit_hugepages");
+        if (oc == 0)
+                return TRUE;
+        g_test_skip("nr_overcommit_hugepages is set: the kernel would give strangers surplus pages");
+        return FALSE;
+}
+
+static GVariant *hold_options(gboolean hold) {
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+        g_variant_builder_add(&b, "{sv}", "hold", g_variant_new_boolean(hold));
+        return g_variant_builder_end(&b);
+}
+
+/* A stranger: a child that maps n 2 MiB pages with MAP_HUGETLB and touches them. TRUE if it got them. */
+static gboolean stranger_maps(guint64 n) {
+        pid_t pid = fork();
+        int status;
+
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                size_t len = (size_t) (n * PAGE_2M);
+                char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
+                if (p == MAP_FAILED)
+                        _exit(errno == ENOMEM ? 1 : 2);
+                for (size_t i = 0; i < len; i += PAGE_2M)
+                        p[i] = 1;
+                _exit(0);
+        }
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+                fail("the stranger failed otherwise: status 0x%x", status);
+        return WEXITSTATUS(status) == 0;
+}
+
+/* The held pages sit free, yet a stranger asking for one page more than the kernel's available count (free -
+ * reserved) is refused: only the reservation keeps them, since free is at least that many. */
+static void assert_stranger_refused(guint64 held) {
+        guint64 free_ = read_u64(FREE_2M), resv = read_u64(RESV_2M);
+        guint64 avail = free_ > resv ? free_ - resv : 0;
+
+        g_test_message("free %" G_GUINT64_FORMAT ", resv %" G_GUINT64_FORMAT ": a stranger asks for %" G_GUINT64_FORMAT,
+                       free_, resv, avail + 1);
+        g_assert_cmpuint(free_, >=, avail + held);
+        g_assert_false(stranger_maps(avail + 1));
+}
+
+static char *reservation_object(const char *name) {
+        g_autofree char *label = g_dbus_escape_object_path(name); /* as sd_bus_path_encode() for these names */
+        return g_strconcat("/org/hugepaged1/reservation/", label, NULL);
+}
+
+static char *reservation_string(Fixture *f, const char *name, const char *prop) {
+        g_autofree char *path = reservation_object(name);
+        g_autoptr(GVariant) v = test_get_property(f->conn, path, "org.hugepaged1.Reservation", prop);
+        g_assert_nonnull(v);
+        return g_variant_dup_string(v, NULL);
+}
+
+static gboolean reservation_held(Fixture *f, const char *name) {
+        g_autofree char *path = reservation_object(name);
+        g_autoptr(GVariant) v = test_get_property(f->conn, path, "org.hugepaged1.Reservation", "Held");
+        g_assert_nonnull(v);
+        return g_variant_get_boolean(v);
+}
+
+/* How often path is a mount point in our namespace, and its options when it is a hugetlbfs one. */
+static unsigned mount_count(const char *path, char **ret_options) {
+        g_autofree char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+        unsigned n = 0;
+
+        g_assert_true(g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL));
+        lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_auto(GStrv) w = g_strsplit(*l, " ", -1);
+                const char *sep = strstr(*l, " - ");
+                if (g_strv_length(w) < 5 || !g_str_equal(w[4], path) || !sep)
+                        continue;
+                n++;
+                if (ret_options) {
+                        g_auto(GStrv) after = g_strsplit(sep + 3, " ", -1);
+                        g_assert_cmpstr(after[0], ==, "hugetlbfs");
+                        g_free(*ret_options);
+                        *ret_options = g_strdup(after[2]);
+                }
+        }
+        return n;
+}
+
+/* A file in the mount faults every page: run in a child, so a SIGBUS is a failure, not a crash. */
+static gboolean fault_all_in(const char *dir, guint64 pages) {
+        g_autofree char *file = g_build_filename(dir, "guest-ram", NULL);
+        pid_t pid = fork();
+        int status;
+
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                size_t len = (size_t) (pages * PAGE_2M);
+                int fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                char *p;
+                if (fd < 0 || ftruncate(fd, (off_t) len) < 0)
+                        _exit(2);
+                p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (p == MAP_FAILED)
+                        _exit(3);
+                for (size_t i = 0; i < len; i += PAGE_2M)
+                        p[i] = 1;
+                _exit(0);
+        }
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        (void) unlink(file);
+        g_test_message("faulting %" G_GUINT64_FORMAT " pages in %s: status 0x%x", pages, dir, status);
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_hold(Fixture *f, gconstpointer data) {
+        const guint64 pages = 32;
+        guint64 p = node0_nr(PAGE_2M), resv0 = read_u64(RESV_2M), nr_before_zero;
+        g_autofree char *mount_path = NULL, *expected = NULL, *options = NULL, *again = NULL;
+        g_autofree char *min_size = g_strdup_printf("min_size=%" G_GUINT64_FORMAT, pages * PAGE_2M);
+
+        if (access("/proc/self/mountinfo", R_OK) < 0)
+                return test_skip("no /proc/self/mountinfo");
+        if (!overcommit_off())
+                return;
+        /* No periodic refresh: the pool changes this test makes behind the daemon's back are put back. */
+        daemon_start_in_state_dir(f, "[Daemon]\nRefreshIntervalSec=0\n");
+        reserve_ok(f, "kt-hold", PAGE_2M, pages * PAGE_2M, hold_options(TRUE));
+        mount_path = reservation_string(f, "kt-hold", "MountPath");
+        expected = g_build_filename(f->state_dir, "mounts", "kt-hold", NULL);
+        g_assert_cmpstr(mount_path, ==, expected);
+        g_strlcpy(emergency_mount, mount_path, sizeof emergency_mount);
+        emergency_mounted = 1;
+        g_assert_true(reservation_held(f, "kt-hold"));
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p + pages);
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + pages);
+        g_assert_cmpuint(mount_count(mount_path, &options), ==, 1);
+        g_test_message("%s: %s", mount_path, options);
+        g_assert_nonnull(strstr(options, min_size));
+        g_assert_nonnull(strstr(options, "pagesize=2M"));
+        g_assert_nonnull(strstr(options, "mode=700"));
+        assert_stranger_refused(pages);
+
+        /* The daemon dies: the kernel keeps holding. */
+        test_daemon_kill(f->daemon, SIGKILL);
+        g_clear_pointer(&f->daemon, test_daemon_free);
+        emergency_daemon_pid = 0;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + pages);
+        assert_stranger_refused(pages);
+
+        /* Back: the same hold, found again, not made twice. */
+        daemon_start_in_state_dir(f, "[Daemon]\nRefreshIntervalSec=0\n");
+        g_assert_true(reservation_held(f, "kt-hold"));
+        again = reservation_string(f, "kt-hold", "MountPath");
+        g_assert_cmpstr(again, ==, mount_path);
+        g_assert_cmpuint(mount_count(mount_path, NULL), ==, 1);
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + pages);
+        g_assert_cmpuint(pool_property(f, PAGE_2M, "Reserved"), ==, pages);
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p + pages);
+        assert_stranger_refused(pages);
+
+        /* The pool shrunk to nothing under it: the held pages stay, as surplus, and a file there gets them. */
+        nr_before_zero = read_u64(NR_2M);
+        write_u64(NR_2M, 0);
+        g_test_message("after echo 0 > nr_hugepages: nr %" G_GUINT64_FORMAT ", surplus %" G_GUINT64_FORMAT
+                       ", resv %" G_GUINT64_FORMAT, read_u64(NR_2M), read_u64(SURP_2M), read_u64(RESV_2M));
+        g_assert_cmpuint(read_u64(SURP_2M), >=, pages);
+        g_assert_true(fault_all_in(mount_path, pages));
+        write_u64(NR_2M, nr_before_zero);
+        g_assert_cmpuint(read_u64(NR_2M), ==, nr_before_zero);
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + pages);
+
+        /* Release unmounts, and the reserved count is back. */
+        release_ok(f, "kt-hold");
+        g_assert_cmpuint(mount_count(mount_path, NULL), ==, 0);
+        emergency_mounted = 0;
+        g_assert_false(g_file_test(mount_path, G_FILE_TEST_EXISTS));
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0);
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p);
+
+        /* Unheld, as before: no mount, nothing reserved in the kernel, and a stranger may take the pages. */
+        reserve_ok(f, "kt-unheld", PAGE_2M, 8 * PAGE_2M, hold_options(FALSE));
+        g_assert_false(reservation_held(f, "kt-unheld"));
+        g_clear_pointer(&again, g_free);
+        again = reservation_string(f, "kt-unheld", "MountPath");
+        g_assert_cmpstr(again, ==, "");
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0);
+        g_assert_true(stranger_maps(1));
+        release_ok(f, "kt-unheld");
+        daemon_stop(f);
+        assert_originals();
+}
+
+/* A pool that cannot back the mount: the daemon's spare pages (kept by ShrinkDelaySec=infinity) are free, but a
+ * stranger's min_size mount has reserved them. The Reserve fails with InsufficientPages and leaves nothing. */
+static void test_hold_refused(Fixture *f, gconstpointer data) {
+        guint64 p = node0_nr(PAGE_2M), resv0 = read_u64(RESV_2M), avail;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *path = NULL, *opts = NULL, *mounts = NULL;
+
+        if (!overcommit_off())
+                return;
+        daemon_start_in_state_dir(f, "[Daemon]\nRefreshIntervalSec=0\n[Pool 2M]\nShrinkDelaySec=infinity\n");
+        reserve_ok(f, "kt-spare", PAGE_2M, 8 * PAGE_2M, no_options());
+        release_ok(f, "kt-spare");
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p + 8);
+
+        /* The stranger reserves every available page. */
+        avail = read_u64(FREE_2M) - read_u64(RESV_2M);
+        g_assert_cmpuint(avail, >=, 8);
+        f->mnt = g_build_filename(f->tmp, "stranger", NULL);
+        g_assert_cmpint(g_mkdir(f->mnt, 0700), ==, 0);
+        g_strlcpy(emergency_mount, f->mnt, sizeof emergency_mount);
+        opts = g_strdup_printf("pagesize=2M,min_size=%" G_GUINT64_FORMAT, avail * PAGE_2M);
+        if (mount("none", f->mnt, "hugetlbfs", 0, opts) < 0)
+                fail("cannot mount hugetlbfs with %s: %s", opts, g_strerror(errno));
+        f->mounted = TRUE;
+        emergency_mounted = 1;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + avail);
+
+        path = reserve(f, "kt-refused", PAGE_2M, 8 * PAGE_2M, hold_options(TRUE), &error);
+        g_assert_null(path);
+        assert_insufficient_pages(error, "2 MiB");
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + avail);
+        mounts = g_build_filename(f->state_dir, "mounts", "kt-refused", NULL);
+        g_assert_false(g_file_test(mounts, G_FILE_TEST_EXISTS));
+        g_assert_cmpuint(pool_property(f, PAGE_2M, "Reserved"), ==, 0);
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p + 8);
+        hugetlbfs_unmount(f);
+        daemon_stop(f);
+}
+
+/* Release while a consumer still maps a file in the mount: the mount is detached at once, its pages stay the
+ * consumer's (the faulted ones in use, the rest still reserved) and go back when it lets go. */
+static void test_hold_release_in_use(Fixture *f, gconstpointer data) {
+        guint64 p = node0_nr(PAGE_2M), resv0 = read_u64(RESV_2M);
+        g_autofree char *mount_path = NULL, *file = NULL;
+        size_t len = 4 * PAGE_2M;
+        char *map;
+        int fd;
+
+        if (!overcommit_off())
+                return;
+        daemon_start_in_state_dir(f, "[Daemon]\nRefreshIntervalSec=0\n");
+        reserve_ok(f, "kt-busy", PAGE_2M, 8 * PAGE_2M, hold_options(TRUE));
+        mount_path = reservation_string(f, "kt-busy", "MountPath");
+        g_strlcpy(emergency_mount, mount_path, sizeof emergency_mount);
+        emergency_mounted = 1;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + 8);
+
+        /* The guest uses 4 of its 8 pages. */
+        file = g_build_filename(mount_path, "guest-ram", NULL);
+        fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        g_assert_cmpint(fd, >=, 0);
+        f->held_fd = fd;
+        emergency_fd = fd;
+        g_assert_cmpint(ftruncate(fd, (off_t) len), ==, 0);
+        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        g_assert_true(map != MAP_FAILED);
+        for (size_t i = 0; i < len; i += PAGE_2M)
+                map[i] = 1;
+        g_assert_cmpuint(node0_read(PAGE_2M, "free_hugepages"), >=, 4);
+
+        release_ok(f, "kt-busy");
+        g_assert_cmpuint(mount_count(mount_path, NULL), ==, 0);
+        g_assert_cmpuint(pool_property(f, PAGE_2M, "Reserved"), ==, 0);
+        /* Still the guest's: 4 in use, 4 reserved by the detached mount, so a stranger gets none of them. */
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0 + 4);
+        assert_stranger_refused(4);
+
+        /* The guest lets go: everything goes back to the kernel. */
+        g_assert_cmpint(munmap(map, len), ==, 0);
+        emergency_fd = -1;
+        f->held_fd = -1;
+        close(fd);
+        emergency_mounted = 0;
+        g_assert_cmpuint(read_u64(RESV_2M), ==, resv0);
+        g_assert_cmpuint(node0_nr(PAGE_2M), ==, p);
+        g_assert_cmpuint(node0_surplus(PAGE_2M), ==, 0);
+        daemon_stop(f);
+        assert_originals();
+}
+
 int main(int argc, char **argv) {
         test_harness_init(&argc, &argv);
 
@@ -486,6 +811,9 @@ int main(int argc, char **argv) {
         ADD("/kernel/more-than-ram", test_more_than_ram);
         ADD("/kernel/outside-change/list-pools", test_outside_change_list_pools);
         ADD("/kernel/outside-change/periodic", test_outside_change_periodic);
+        ADD("/kernel/hold", test_hold);
+        ADD("/kernel/hold-refused", test_hold_refused);
+        ADD("/kernel/hold-release-in-use", test_hold_release_in_use);
 #undef ADD
 
         return g_test_run();

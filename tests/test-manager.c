@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -781,6 +782,237 @@ static void test_adopt_floor_hint(Fixture *f, gconstpointer data) {
         g_assert_null(strstr(e2.message, "Adopt="));
 }
 
+/* ---- held reservations, with the mount operations replaced: what the core asks of them ---- */
+
+/* The "kernel's" mounts, kept across managers like the real ones across daemon restarts. */
+static GPtrArray *hold_mounts;
+static GString *hold_calls;
+static int hold_mount_error; /* what the next mounts return */
+static int hold_list_error;  /* what the next lists return */
+
+static int recording_mount(const char *path, uint64_t page_size, uint64_t bytes, uid_t uid, gid_t gid) {
+        g_string_append_printf(hold_calls, "mount %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %u;",
+                               strrchr(path, '/') + 1, page_size, bytes, (unsigned) uid);
+        if (hold_mount_error)
+                return hold_mount_error;
+        g_ptr_array_add(hold_mounts, g_strdup(path));
+        return 0;
+}
+
+static int recording_umount(const char *path) {
+        g_string_append_printf(hold_calls, "umount %s;", strrchr(path, '/') + 1);
+        for (guint i = 0; i < hold_mounts->len; i++)
+                if (g_str_equal(hold_mounts->pdata[i], path)) {
+                        g_ptr_array_remove_index(hold_mounts, i);
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int recording_list(const char *dir, char ***ret) {
+        if (hold_list_error)
+                return hold_list_error;
+        char **v = calloc(hold_mounts->len + 1, sizeof(char *)); /* freed by the core with free() */
+        size_t n = 0;
+        for (guint i = 0; i < hold_mounts->len; i++)
+                if (g_str_has_prefix(hold_mounts->pdata[i], dir))
+                        v[n++] = strdup(hold_mounts->pdata[i]);
+        *ret = v;
+        return 0;
+}
+
+static const HoldOps recording_ops = {
+        .mount = recording_mount,
+        .umount = recording_umount,
+        .list = recording_list,
+};
+
+static void hold_start(Fixture *f) {
+        if (!hold_mounts) {
+                hold_mounts = g_ptr_array_new_with_free_func(g_free);
+                hold_calls = g_string_new(NULL);
+        }
+        g_string_truncate(hold_calls, 0);
+        g_assert_cmpint(manager_new(f->event, fake_kernel_root(f->fk), f->state_dir, &f->m), ==, 0);
+        manager_set_hold_ops(f->m, &recording_ops);
+        g_assert_cmpint(config_load(&f->m->config, f->config, true), ==, 0);
+        g_assert_cmpint(manager_startup(f->m), ==, 0);
+}
+
+static Reservation *reserve_held(Fixture *f, const char *name, uint32_t node, uint64_t pages, HpError *e) {
+        NodeAmount nb = { node, pages * PS2M };
+        ReserveRequest req = {
+                .name = name, .page_size = PS2M, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
+                .lifetime = LIFETIME_EXPLICIT, .uid = 1000, .hold = true,
+        };
+        return reserve(f, &req, e);
+}
+
+static char *state_text(Fixture *f) {
+        g_autofree char *path = g_build_filename(f->state_dir, "state", NULL);
+        char *text = NULL;
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        return text;
+}
+
+static void test_hold(Fixture *f, gconstpointer data) {
+        g_autofree char *expected = g_build_filename(f->state_dir, "mounts", "h", NULL), *state = NULL;
+        g_autofree char *dot = g_build_filename(f->state_dir, "mounts", "%2e", NULL);
+        g_autofree char *dotdot = g_build_filename(f->state_dir, "mounts", "%2e%2e", NULL);
+        HpError e = {};
+        Reservation *r, *again = NULL;
+        bool existed = false;
+        NodeAmount nb = { 0, 4 * PS2M };
+        ReserveRequest req = {
+                .name = "h", .page_size = PS2M, .node_bytes = &nb, .n_node_bytes = 1, .has_node_bytes = true,
+                .lifetime = LIFETIME_EXPLICIT, .uid = 1000, .hold = true,
+        };
+
+        hold_start(f);
+        r = reserve(f, &req, &e);
+        g_assert_nonnull(r);
+        g_assert_true(r->held);
+        g_assert_cmpstr(r->mount_path, ==, expected);
+        g_assert_cmpstr(hold_calls->str, ==, "mount h 2097152 8388608 1000;");
+        g_assert_true(g_file_test(expected, G_FILE_TEST_IS_DIR));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 4);
+        state = state_text(f);
+        g_assert_nonnull(strstr(state, "[Reservation h]"));
+        g_assert_nonnull(strstr(state, "Held=yes"));
+
+        /* A retry is the same reservation, no second mount; unheld with the same name is someone else's. */
+        g_assert_cmpint(manager_reserve(f->m, &req, &again, &existed, &e), ==, 0);
+        g_assert_true(existed && again == r);
+        g_assert_cmpstr(hold_calls->str, ==, "mount h 2097152 8388608 1000;");
+        req.hold = false;
+        g_assert_cmpint(manager_reserve(f->m, &req, &again, &existed, &e), <, 0);
+        g_assert_cmpint(e.code, ==, HP_ERROR_RESERVATION_EXISTS);
+
+        /* "." and ".." are names, not path components. */
+        r = reserve_held(f, ".", 1, 1, &e);
+        g_assert_nonnull(r);
+        g_assert_cmpstr(r->mount_path, ==, dot);
+        r = reserve_held(f, "..", 1, 1, &e);
+        g_assert_nonnull(r);
+        g_assert_cmpstr(r->mount_path, ==, dotdot);
+
+        g_string_truncate(hold_calls, 0);
+        release(f, "h");
+        release(f, ".");
+        release(f, "..");
+        g_assert_cmpstr(hold_calls->str, ==, "umount h;umount %2e;umount %2e%2e;");
+        g_assert_cmpuint(hold_mounts->len, ==, 0);
+        g_assert_false(g_file_test(expected, G_FILE_TEST_EXISTS));
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 0);
+        g_assert_cmpuint(nr(f, 1, MB2), ==, 0);
+}
+
+static void test_hold_refused(Fixture *f, gconstpointer data) {
+        g_autofree char *path = g_build_filename(f->state_dir, "mounts", "h", NULL), *state = NULL;
+        HpError e = {};
+
+        fake_kernel_control(f->fk, "set_nr 0 %d 3", MB2);
+        hold_start(f);
+        hold_mount_error = -ENOMEM;
+        g_assert_null(reserve_held(f, "h", 0, 5, &e));
+        hold_mount_error = 0;
+        g_assert_cmpint(e.code, ==, HP_ERROR_INSUFFICIENT_PAGES);
+        g_test_message("%s", e.message);
+        g_assert_cmpstr(hold_calls->str, ==, "mount h 2097152 10485760 1000;");
+        /* Nothing left behind: the pool as it was, no reservation, no directory, nothing on disk. */
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 3);
+        g_assert_null(manager_find_reservation(f->m, "h"));
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 0)->reserved, ==, 0);
+        g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+        state = state_text(f);
+        g_assert_null(strstr(state, "[Reservation"));
+
+        /* Another failure is not about pages. */
+        hold_mount_error = -EPERM;
+        g_assert_null(reserve_held(f, "h", 0, 5, &e));
+        hold_mount_error = 0;
+        g_assert_cmpint(e.code, ==, HP_ERROR_FAILED);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 3);
+}
+
+static void test_hold_reconcile(Fixture *f, gconstpointer data) {
+        g_autofree char *stray = g_build_filename(f->state_dir, "mounts", "stray", NULL);
+        g_autofree char *g_path = g_build_filename(f->state_dir, "mounts", "g", NULL);
+        HpError e = {};
+        Reservation *h, *g;
+
+        hold_start(f);
+        g_assert_nonnull(reserve_held(f, "h", 0, 4, &e));
+        g_assert_nonnull(reserve_held(f, "g", 1, 2, &e));
+        manager_stop(f);
+        /* Stopping (or dying) leaves the mounts: the kernel keeps holding. */
+        g_assert_cmpuint(hold_mounts->len, ==, 2);
+
+        /* Meanwhile: a crash left a mount no reservation holds, and someone unmounted g's. */
+        g_assert_cmpint(g_mkdir(stray, 0755), ==, 0);
+        g_ptr_array_add(hold_mounts, g_strdup(stray));
+        g_assert_cmpint(recording_umount(g_path), ==, 0);
+        hold_start(f);
+        g_assert_cmpstr(hold_calls->str, ==, "umount stray;mount g 2097152 4194304 1000;");
+        g_assert_false(g_file_test(stray, G_FILE_TEST_EXISTS));
+        h = manager_find_reservation(f->m, "h");
+        g = manager_find_reservation(f->m, "g");
+        g_assert_true(h->held && h->mount_path && !h->hold_lost);
+        g_assert_true(g->held && g->mount_path && !g->hold_lost);
+        g_assert_cmpstr(reservation_state_to_string(g), ==, "active");
+        /* The books are exact: each reservation once, the pools as they were. */
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 0)->reserved, ==, 4);
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 1)->reserved, ==, 2);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 4);
+        g_assert_cmpuint(nr(f, 1, MB2), ==, 2);
+        manager_stop(f);
+
+        /* The mounts cannot be listed: nothing is mounted again (that could reserve the pages twice). */
+        hold_list_error = -EIO;
+        hold_start(f);
+        hold_list_error = 0;
+        g_assert_cmpstr(hold_calls->str, ==, "");
+        g = manager_find_reservation(f->m, "g");
+        g_assert_true(g->held && g->mount_path && !g->hold_lost);
+        manager_stop(f);
+
+        /* g's mount gone again, and this time the pool cannot back it: degraded, still on record. */
+        g_assert_cmpint(recording_umount(g_path), ==, 0);
+        hold_mount_error = -ENOMEM;
+        hold_start(f);
+        hold_mount_error = 0;
+        g = manager_find_reservation(f->m, "g");
+        g_assert_nonnull(g);
+        g_assert_true(g->hold_lost);
+        g_assert_null(g->mount_path);
+        g_assert_cmpstr(reservation_state_to_string(g), ==, "degraded");
+        g_assert_cmpuint(manager_find_pool(f->m, PS2M, 1)->reserved, ==, 2);
+        release(f, "g");
+        release(f, "h");
+        g_assert_cmpuint(hold_mounts->len, ==, 0);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 0);
+        g_assert_cmpuint(nr(f, 1, MB2), ==, 0);
+}
+
+/* A state file from before holds (no Held=) loads, unheld; the simulated operations serve a fake kernel. */
+static void test_hold_old_state_file(Fixture *f, gconstpointer data) {
+        g_autofree char *path = g_build_filename(f->state_dir, "state", NULL);
+        Reservation *r;
+
+        fake_kernel_control(f->fk, "set_nr 0 %d 2", MB2);
+        g_assert_true(g_file_set_contents(path,
+                                          "[State]\nVersion=1\n\n[Pool 2097152 0]\nFloor=0\nLow=2\nHigh=2\n\n"
+                                          "[Reservation old]\nPageSize=2097152\nPages=2\nLifetime=explicit\n"
+                                          "OwnerUID=0\nCreatedUSec=1\nNode=0 2\n", -1, NULL));
+        manager_start(f);
+        g_assert_true(f->m->hold_ops == &hold_ops_simulated);
+        r = manager_find_reservation(f->m, "old");
+        g_assert_nonnull(r);
+        g_assert_false(r->held);
+        g_assert_null(r->mount_path);
+        g_assert_cmpuint(nr(f, 0, MB2), ==, 2);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         if (!fake_kernel_available()) {
@@ -815,5 +1047,9 @@ int main(int argc, char *argv[]) {
         ADD("adopt-spare-node-and-min", test_adopt_spare_node_and_min);
         ADD("adopt-changed", test_adopt_changed);
         ADD("adopt-floor-hint", test_adopt_floor_hint);
+        ADD("hold", test_hold);
+        ADD("hold-refused", test_hold_refused);
+        ADD("hold-reconcile", test_hold_reconcile);
+        ADD("hold-old-state-file", test_hold_old_state_file);
         return g_test_run();
 }

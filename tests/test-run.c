@@ -137,6 +137,34 @@ static void test_run_lifetime(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(reserved2, ==, reserved0);
 }
 
+/* run --hold: the command sees its reservation's mount in HUGEPAGED_MOUNT_PATH, the reservation is held, and
+ * both are gone when it exits. (On the fake kernel the daemon simulates the mount: the real one is checked by the
+ * kernel suite.) */
+static void test_run_hold(Fixture *f, gconstpointer data) {
+        g_autofree char *seen = g_build_filename(f->dir, "seen", NULL), *go = g_build_filename(f->dir, "go", NULL);
+        g_autofree char *script = g_strdup_printf("printf '%%s' \"$HUGEPAGED_MOUNT_PATH\" >%s.tmp; mv %s.tmp %s; "
+                                                  "while [ ! -e %s ]; do sleep 0.05; done; exit 3",
+                                                  seen, seen, seen, go);
+        g_autofree char *text = NULL, *path = NULL, *mount_path = NULL, *held = NULL;
+        GPid pid;
+
+        if (!pidfd_or_skip())
+                return;
+        pid = ctl_spawn(f, (const char *const[]) { "run", "--hold", "r3", "64M", "--", "sh", "-c", script, NULL });
+        HP_WAIT_FOR(g_file_get_contents(seen, &text, NULL, NULL), 10000);
+        path = hp_get_reservation(f->c, "r3");
+        g_assert_nonnull(path);
+        held = hp_prop_str(f->c, path, HP_BUS_IFACE_RESERVATION, "Held");
+        g_assert_cmpstr(held, ==, "true");
+        mount_path = hp_prop_str(f->c, path, HP_BUS_IFACE_RESERVATION, "MountPath");
+        g_autofree char *quoted = g_strdup_printf("'%s'", text);
+        g_assert_cmpstr(text, !=, "");
+        g_assert_cmpstr(mount_path, ==, quoted);
+        g_assert_true(g_file_set_contents(go, "", 0, NULL));
+        g_assert_cmpint(wait_status(pid), ==, 3);
+        g_assert_false(reservation_exists(f, "r3"));
+}
+
 static void test_run_too_big(Fixture *f, gconstpointer data) {
         g_autofree char *ran = g_build_filename(f->dir, "ran", NULL);
         g_autofree char *script = g_strdup_printf("touch %s", ran);
@@ -250,6 +278,7 @@ int main(int argc, char *argv[]) {
 #define ADD(name, fn) g_test_add("/run/" name, Fixture, &params_default, hp_fixture_setup, fn, hp_fixture_teardown)
         ADD("lifetime", test_run_lifetime);
         ADD("too-big", test_run_too_big);
+        ADD("hold", test_run_hold);
         ADD("signals", test_run_signals);
         ADD("killed", test_run_killed);
         ADD("usage", test_run_usage);

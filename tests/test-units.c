@@ -200,6 +200,41 @@ static void test_bad_files(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(nr(f, 0, KB2M) + nr(f, 1, KB2M) + nr(f, 0, KB1G) + nr(f, 1, KB1G), ==, 0);
 }
 
+/* Hold=yes: the kernel holds the pages; the mount's path, /run/hugepaged/mounts/NAME on a host (the test
+ * daemon's state dir here), is printed and is the reservation's MountPath. */
+static void test_hold(Fixture *f, gconstpointer data) {
+        g_auto(Result) r1 = {}, r2 = {}, r3 = {}, r4 = {};
+        g_autoptr(GVariant) mp = NULL;
+        const char *line, *path;
+        g_autofree char *mount = NULL;
+
+        write_conf(f, "vm1", "[Reservation]\nSize=8M\nPageSize=2M\nHold=yes\n");
+        run(f, "check", "vm1", &r1);
+        g_assert_cmpint(r1.status, ==, 0);
+        g_assert_cmpstr(r1.out, ==, "vm1 2097152 8388608 2 lifetime s explicit hold b true\n");
+
+        run(f, "start", "vm1", &r2);
+        g_assert_cmpint(r2.status, ==, 0);
+        line = strstr(r2.out, "\nheld at ");
+        g_assert_nonnull(line);
+        mount = g_strndup(line + 9, strcspn(line + 9, "\n"));
+        g_assert_true(g_str_has_suffix(mount, "/mounts/vm1"));
+        g_assert_true(g_file_test(mount, G_FILE_TEST_IS_DIR));
+        mp = test_get_property(f->c, "/org/hugepaged1/reservation/vm1", "org.hugepaged1.Reservation", "MountPath");
+        g_variant_get(mp, "&s", &path);
+        g_assert_cmpstr(path, ==, mount);
+
+        run(f, "stop", "vm1", &r3);
+        g_assert_cmpint(r3.status, ==, 0);
+        g_assert_false(g_file_test(mount, G_FILE_TEST_EXISTS));
+
+        write_conf(f, "bad", "[Reservation]\nSize=8M\nHold=maybe\n");
+        run(f, "start", "bad", &r4);
+        g_assert_cmpint(r4.status, ==, 2);
+        g_assert_nonnull(strstr(r4.err, "Hold=maybe: expected yes or no"));
+        g_assert_cmpuint(nr(f, 0, KB2M) + nr(f, 1, KB2M), ==, 0);
+}
+
 static void test_daemon_gone(Fixture *f, gconstpointer data) {
         g_auto(Result) r1 = {}, r2 = {};
 
@@ -225,5 +260,6 @@ int main(int argc, char *argv[]) {
         ADD("/units/reserve/impossible", test_impossible);
         ADD("/units/reserve/bad-files", test_bad_files);
         ADD("/units/reserve/daemon-gone", test_daemon_gone);
+        ADD("/units/reserve/hold", test_hold);
         return g_test_run();
 }

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The unit files (suite `units`): `systemd-analyze verify` of every unit, with ExecStart= pointing at the
 # build tree so the binaries really are checked, and any warning counted as a failure (verify exits 0
-# on an unknown key); the daemon unit's `systemd-analyze security` exposure, asserted <= 2.5; and the
+# on an unknown key); the daemon unit's `systemd-analyze security` exposure, asserted <= MAX_EXPOSURE; the
 # D-Bus activation file agreeing with the unit; hugepaged-metrics.service's command writing its file.
 #
 # usage: test-units.sh verify|security|activation|metrics
@@ -10,7 +10,10 @@ set -eu
 
 SRC=${HUGEPAGED_SOURCE_ROOT:?run me from meson test}
 BUILD=${HUGEPAGED_BUILD_ROOT:?run me from meson test}
-MAX_EXPOSURE=2.5
+# 2.5 until the held reservations: their hugetlbfs mounts must be visible in the host's mount namespace, so
+# the daemon has CAP_SYS_ADMIN and mount(2) and no namespace of its own; hugepaged.service.in says what each
+# of the points lost buys.
+MAX_EXPOSURE=3.0
 
 command -v systemd-analyze >/dev/null || { echo "systemd-analyze not installed: skipping" >&2; exit 77; }
 
@@ -55,7 +58,7 @@ test_verify() {
         done
 
         # The checks above must be able to fail: a unit with a bad key and one with a missing binary.
-        sed 's/^ProtectHome=/ProtectHomee=/' "$TMP/hugepaged.service" >"$TMP/broken-key.service"
+        sed 's/^ProtectHostname=/ProtectHomee=/' "$TMP/hugepaged.service" >"$TMP/broken-key.service"
         out=$(systemd-analyze verify --man=no "$TMP/broken-key.service" 2>&1) || true
         printf '%s\n' "$out" | grep -q "Unknown key 'ProtectHomee'" || fail "verify does not report unknown keys: $out"
         sed "s|^ExecStart=.*|ExecStart=$TMP/no-such-binary|" "$TMP/hugepaged.service" >"$TMP/broken-exec.service"

@@ -31,6 +31,7 @@ size_t arg_n_node_sizes = 0;
 const char *arg_lifetime = NULL;
 uint32_t arg_pid = 0;
 bool arg_pid_set = false;
+bool arg_hold = false;
 
 void usage_error(const char *fmt, ...) {
         va_list ap;
@@ -56,7 +57,8 @@ static void help(void) {
                "  monitor                 Print a line for every change until Ctrl-C\n"
                "  run NAME SIZE -- COMMAND [ARGS...]\n"
                "                          Reserve SIZE under NAME for the life of COMMAND, run it\n"
-               "                          with HUGEPAGED_RESERVATION=NAME, and exit with its status\n"
+               "                          with HUGEPAGED_RESERVATION=NAME (and HUGEPAGED_MOUNT_PATH\n"
+               "                          with --hold), and exit with its status\n"
                "  metrics                 Print the pools, reservations and allocation statistics\n"
                "                          in the Prometheus text format\n\n"
                "Options:\n"
@@ -77,9 +79,11 @@ static void help(void) {
                "                                    foreground after reserving, and the pages are\n"
                "                                    released when it exits (Ctrl-C, SIGTERM, SIGHUP)\n"
                "     --pid=PID            reserve: the process for --lifetime=pid (implies it)\n"
+               "     --hold               reserve, run: the kernel holds the pages for you, in a\n"
+               "                          hugetlbfs mount whose path is printed (e.g. QEMU's mem-path=)\n"
                "     --output=FILE        metrics: write FILE atomically instead of stdout (also\n"
                "                          when hugepaged is unreachable: it then says hugepaged_up 0)\n"
-               "\nrun takes --page-size=, --node= and --node-size= as reserve does.\n\n"
+               "\nrun takes --page-size=, --node=, --node-size= and --hold as reserve does.\n\n"
                "SIZE is bytes, or a number with a binary suffix: 512M, 4G, 4GiB, 2048kB\n"
                "(K, M, G, T; 1G = 1024^3 bytes). It is rounded up to whole pages.\n\n"
                "Exit status:\n"
@@ -146,6 +150,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LIFETIME,
                 ARG_PID,
                 ARG_OUTPUT,
+                ARG_HOLD,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -159,6 +164,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "lifetime", required_argument, NULL, ARG_LIFETIME },
                 { "pid", required_argument, NULL, ARG_PID },
                 { "output", required_argument, NULL, ARG_OUTPUT },
+                { "hold", no_argument, NULL, ARG_HOLD },
                 {},
         };
         int c, r;
@@ -223,6 +229,10 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_output = optarg;
+                        break;
+                case ARG_HOLD:
+                        arg_hold = true;
+                        arg_reserve_options = true;
                         break;
                 case ':':
                         usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -331,8 +341,8 @@ int main(int argc, char *argv[]) {
         }
         if (arg_reserve_options && verb->run != verb_reserve &&
             !(verb->run == verb_run && !arg_lifetime && !arg_pid_set)) {
-                usage_error("%s: --page-size=, --node=, --node-size=, --lifetime= and --pid= go with 'reserve' "
-                            "only (and all but --lifetime= and --pid= with 'run')", verb->name);
+                usage_error("%s: --page-size=, --node=, --node-size=, --lifetime=, --pid= and --hold go with "
+                            "'reserve' only (and all but --lifetime= and --pid= with 'run')", verb->name);
                 return EXIT_USAGE;
         }
         if (arg_output && verb->run != verb_metrics) {

@@ -21,6 +21,7 @@ extern NodeAmount *arg_node_sizes;
 extern size_t arg_n_node_sizes;
 extern const char *arg_lifetime;
 extern uint32_t arg_pid;
+extern bool arg_hold;
 extern bool arg_pid_set;
 extern const char *arg_output;
 /* run: what follows "--" on the command line. */

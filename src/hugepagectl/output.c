@@ -78,6 +78,12 @@ void json_reservation_info(Json *j, const ReservationInfo *i) {
         else
                 json_null(j);
         json_key(j, "path"); json_string(j, i->path);
+        json_key(j, "held"); json_bool(j, i->held);
+        json_key(j, "mount_path");
+        if (i->held && i->mount_path)
+                json_string(j, i->mount_path);
+        else
+                json_null(j);
         json_end_object(j);
 }
 
@@ -113,6 +119,8 @@ void print_reservation_info(const ReservationInfo *i) {
         if (i->state)
                 printf("      State: %s\n", i->state);
         printf("       Path: %s\n", i->path);
+        if (i->held && i->mount_path)
+                printf("       Held: yes, at %s\n", i->mount_path);
 }
 
 void print_pool_header(void) {

@@ -53,6 +53,7 @@ void reservation_info_done(ReservationInfo *i) {
         free(i->lifetime);
         free(i->state);
         free(i->path);
+        free(i->mount_path);
         *i = (ReservationInfo) {};
 }
 
@@ -175,7 +176,13 @@ int reservation_info_read(sd_bus_message *m, ReservationInfo *info) {
                         r = sd_bus_message_read(m, "v", "u", &info->pid);
                 else if (streq(prop, "CreatedUSec"))
                         r = sd_bus_message_read(m, "v", "t", &info->created_usec);
-                else if (streq(prop, "NodePages"))
+                else if (streq(prop, "MountPath"))
+                        r = read_variant_string(m, &info->mount_path);
+                else if (streq(prop, "Held")) {
+                        int b = 0;
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        info->held = b;
+                } else if (streq(prop, "NodePages"))
                         r = read_variant_node_pages(m, &info->node_pages, &info->n_node_pages);
                 else
                         r = sd_bus_message_skip(m, "v");

@@ -41,6 +41,8 @@ typedef struct ReservationInfo {
         uint64_t created_usec;
         char *state;
         char *path;
+        bool held;
+        char *mount_path;           /* "" when not held */
 } ReservationInfo;
 
 typedef struct ManagerInfo {

@@ -5,6 +5,7 @@
  * exec COMMAND. COMMAND never runs without its pages. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,19 +20,44 @@
 
 char **arg_command = NULL;
 
+static int loop_write(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
 /* In the child: waits for the go byte, then execs COMMAND. EOF instead (hugepagectl died or gave up) ends it
- * without running anything. */
+ * without running anything. After the go byte comes the mount path of a held reservation, if any, up to EOF. */
 _noreturn_ static void child_run(int go_fd, const sigset_t *old_mask, const char *name) {
-        char c;
+        char buf[PATH_MAX + 1];
+        size_t n = 0;
         ssize_t k;
 
-        do
-                k = read(go_fd, &c, 1);
-        while (k < 0 && errno == EINTR);
-        if (k != 1)
+        for (;;) {
+                k = read(go_fd, buf + n, sizeof(buf) - 1 - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        _exit(EXIT_FAIL);
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n >= sizeof(buf) - 1)
+                        _exit(EXIT_FAIL); /* no path is that long */
+        }
+        if (n < 1 || buf[0] != '1')
                 _exit(EXIT_FAIL);
+        buf[n] = '\0';
         (void) sigprocmask(SIG_SETMASK, old_mask, NULL);
-        if (setenv("HUGEPAGED_RESERVATION", name, 1) < 0)
+        if (setenv("HUGEPAGED_RESERVATION", name, 1) < 0 ||
+            (n > 1 && setenv("HUGEPAGED_MOUNT_PATH", buf + 1, 1) < 0))
                 _exit(EXIT_FAIL);
         execvp(arg_command[0], arg_command);
         /* As shells do: 127 for a command not found, 126 for one that cannot be run. */
@@ -80,7 +106,7 @@ static void release_now(sd_bus *bus, const char *path, pid_t pid) {
 int verb_run(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *what = NULL, *path = NULL;
+        _cleanup_free_ char *what = NULL, *path = NULL, *mount_path = NULL;
         static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP };
         const char *name = args[0], *p;
         sigset_t mask, chld, old_mask;
@@ -123,6 +149,7 @@ int verb_run(sd_bus *bus, char **args) {
                 .nodes = arg_nodes, .n_nodes = arg_n_nodes,
                 .node_bytes = arg_node_sizes, .n_node_bytes = arg_n_node_sizes,
                 .lifetime = "pid", .pid = (uint32_t) pid,
+                .hold = arg_hold,
         };
         r = bus_call_reserve(bus, name, arg_page_size, bytes, &opts, &error, &reply);
         if (r >= 0 && (r = sd_bus_message_read(reply, "o", &p)) >= 0 && !(path = strdup(p)))
@@ -136,9 +163,21 @@ int verb_run(sd_bus *bus, char **args) {
                 print_reserve_advice(bus, &error);
                 return r;
         }
+        if (arg_hold) {
+                r = sd_bus_get_property_string(bus, HP_BUS_NAME, path, HP_BUS_IFACE_RESERVATION, "MountPath", &error,
+                                               &mount_path);
+                if (r < 0) {
+                        (void) kill(pid, SIGKILL);
+                        safe_close(go[1]);
+                        (void) waitpid(pid, NULL, 0);
+                        release_now(bus, path, pid);
+                        return report_bus_error(what, &error, r);
+                }
+        }
         /* From here on COMMAND runs with its pages, and signals to hugepagectl are for COMMAND. */
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
-        if (write(go[1], "1", 1) != 1) {
+        if (write(go[1], "1", 1) != 1 ||
+            (mount_path && loop_write(go[1], mount_path, strlen(mount_path)) < 0)) {
                 r = negative_errno();
                 (void) kill(pid, SIGKILL);
                 safe_close(go[1]);

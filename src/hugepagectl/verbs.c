@@ -306,6 +306,7 @@ int verb_reserve(sd_bus *bus, char **args) {
                 .nodes = arg_nodes, .n_nodes = arg_n_nodes,
                 .node_bytes = arg_node_sizes, .n_node_bytes = arg_n_node_sizes,
                 .lifetime = arg_lifetime, .pid = arg_pid_set ? arg_pid : 0,
+                .hold = arg_hold,
         };
         const char *name = args[0];
         uint64_t bytes = 0;
@@ -336,6 +337,9 @@ int verb_reserve(sd_bus *bus, char **args) {
                        size_str(b1, info.pages * info.page_size), info.pages, size_str(b2, info.page_size));
                 print_node_pages(stdout, &info);
                 printf("), lifetime %s.\n", info.lifetime);
+                /* The path alone on its line, for scripts: mem-path=$(... | sed -n 's/^Held at //p'). */
+                if (info.held && info.mount_path)
+                        printf("Held at %s\n", info.mount_path);
         }
         reservation_info_done(&info);
 

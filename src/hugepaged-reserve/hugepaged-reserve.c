@@ -50,7 +50,7 @@ static _noreturn_ void usage(void) {
 /* The values as written (trimmed); NULL when the key is not set. */
 typedef struct ReservationFile {
         char *path;
-        char *size, *page_size, *nodes, *node_sizes, *lifetime;
+        char *size, *page_size, *nodes, *node_sizes, *lifetime, *hold;
 } ReservationFile;
 
 static void reservation_file_done(ReservationFile *f) {
@@ -60,6 +60,7 @@ static void reservation_file_done(ReservationFile *f) {
         free(f->nodes);
         free(f->node_sizes);
         free(f->lifetime);
+        free(f->hold);
 }
 
 typedef struct ParseContext {
@@ -140,7 +141,7 @@ static char *file_reader(char *str, int num, void *stream) {
         colon = strchr(line, ':');
         if (colon && colon < eq) {
                 *eq = '\0';
-                parse_error(ctx, "unknown key %s (expected Size, PageSize, Nodes, NodeSizes or Lifetime)",
+                parse_error(ctx, "unknown key %s (expected Size, PageSize, Nodes, NodeSizes, Lifetime or Hold)",
                             trim(line));
                 return NULL;
         }
@@ -167,8 +168,10 @@ static int file_handler(void *user, const char *section, const char *key, const 
                 field = &f->node_sizes;
         else if (streq(key, "Lifetime"))
                 field = &f->lifetime;
+        else if (streq(key, "Hold"))
+                field = &f->hold;
         else
-                return parse_error(ctx, "unknown key %s (expected Size, PageSize, Nodes, NodeSizes or Lifetime)",
+                return parse_error(ctx, "unknown key %s (expected Size, PageSize, Nodes, NodeSizes, Lifetime or Hold)",
                                    key);
         free(*field);
         *field = NULL;
@@ -213,6 +216,7 @@ typedef struct ReserveArgs {
         size_t n_nodes;
         NodeAmount *node_bytes;
         size_t n_node_bytes;
+        bool hold;
 } ReserveArgs;
 
 static void reserve_args_done(ReserveArgs *a) {
@@ -306,6 +310,8 @@ static void build_args(const ReservationFile *f, ReserveArgs *a) {
                 parse_nodes(f, a);
         if (f->node_sizes)
                 parse_node_sizes(f, a);
+        if (f->hold && parse_bool(f->hold, &a->hold) < 0)
+                die(EXIT_USAGE, "%s: Hold=%s: expected yes or no", f->path, f->hold);
         if (!f->size && !f->node_sizes)
                 die(EXIT_USAGE, "%s: Size= or NodeSizes= is required", f->path);
 }
@@ -313,7 +319,7 @@ static void build_args(const ReservationFile *f, ReserveArgs *a) {
 /* What check prints: Reserve's arguments as busctl takes them after the signature "stta{sv}". */
 static void print_args(const char *name, const ReserveArgs *a) {
         printf("%s %" PRIu64 " %" PRIu64 " %zu lifetime s explicit", name, a->page_size, a->bytes,
-               (size_t) (1 + (a->n_nodes > 0) + (a->n_node_bytes > 0)));
+               (size_t) (1 + (a->n_nodes > 0) + (a->n_node_bytes > 0) + a->hold));
         if (a->n_nodes > 0) {
                 printf(" nodes au %zu", a->n_nodes);
                 for (size_t i = 0; i < a->n_nodes; i++)
@@ -324,6 +330,8 @@ static void print_args(const char *name, const ReserveArgs *a) {
                 for (size_t i = 0; i < a->n_node_bytes; i++)
                         printf(" %" PRIu32 " %" PRIu64, a->node_bytes[i].node, a->node_bytes[i].amount);
         }
+        if (a->hold)
+                printf(" hold b true");
         printf("\n");
 }
 
@@ -436,7 +444,9 @@ static int verb_start(const char *name, const ReservationFile *f, const ReserveA
                 .nodes = a->nodes, .n_nodes = a->n_nodes,
                 .node_bytes = a->node_bytes, .n_node_bytes = a->n_node_bytes,
                 .lifetime = "explicit",
+                .hold = a->hold,
         };
+        _cleanup_free_ char *mount_path = NULL;
         const char *path;
         int r;
 
@@ -451,9 +461,19 @@ static int verb_start(const char *name, const ReservationFile *f, const ReserveA
                 if (r < 0)
                         set_call_error(NULL, r);
         }
+        if (r >= 0 && a->hold) {
+                sd_bus_error_free(&error);
+                r = sd_bus_get_property_string(bus, HP_BUS_NAME, path, HP_BUS_IFACE_RESERVATION, "MountPath", &error,
+                                               &mount_path);
+                if (r < 0)
+                        set_call_error(&error, r);
+        }
         if (r < 0)
                 die(EXIT_FAIL, "cannot reserve %s: %s", name, call_error);
         printf("reserved %s (%s): \"%s\"\n", name, f->path, path);
+        /* For the VM unit's log: the mount its mem-path= names (documented as /run/hugepaged/mounts/NAME). */
+        if (mount_path)
+                printf("held at %s\n", mount_path);
         return EXIT_OK;
 }
 

@@ -26,6 +26,7 @@ typedef struct ReserveOptions {
         const char *lifetime;
         uint32_t pid;
         bool has_pid;
+        int hold; /* -1: not given */
 } ReserveOptions;
 
 static void reserve_options_done(ReserveOptions *o) {
@@ -133,6 +134,16 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
                         if (r < 0)
                                 return r;
                         o->has_pid = true;
+                } else if (streq(key, "hold")) {
+                        if (o->hold >= 0)
+                                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "option 'hold' given twice");
+                        r = read_variant_type(m, key, "b", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read(m, "b", &o->hold);
+                        if (r < 0)
+                                return r;
+                        o->hold = !!o->hold;
                 } else {
                         char safe[64];
                         size_t i;
@@ -141,7 +152,7 @@ static int parse_reserve_options(sd_bus_message *m, ReserveOptions *o, sd_bus_er
                                 safe[i] = (key[i] >= 0x20 && key[i] < 0x7f) ? key[i] : '?';
                         safe[i] = '\0';
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "unknown option '%s%s': expected nodes, node_bytes, lifetime or pid",
+                                                 "unknown option '%s%s': expected nodes, node_bytes, lifetime, pid or hold",
                                                  safe, key[i] ? "..." : "");
                 }
 
@@ -184,7 +195,7 @@ static void reserve_done(Manager *m, int r, Reservation *res, bool existed, cons
 }
 
 static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(reserve_options_done) ReserveOptions o = {};
+        _cleanup_(reserve_options_done) ReserveOptions o = { .hold = -1 };
         BusContext *c = userdata;
         Manager *m = c->manager;
         ReserveRequest req = {};
@@ -231,6 +242,7 @@ static int method_reserve_impl(sd_bus_message *message, void *userdata, sd_bus_e
                 .has_pid = o.has_pid,
                 .uid = uid,
                 .caller = sd_bus_message_get_sender(message),
+                .hold = o.hold > 0,
         };
         if (req.lifetime < 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "hold.h"
 #include "job-queue.h"
 #include "util.h"
 
@@ -159,6 +160,15 @@ static int release_bookkeeping(Manager *m, Reservation *r, uint64_t *ret_page_si
                 reservation_account(m, r, true);
                 pools_settle_ranges(m);
                 return hp_error_set(error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
+        }
+        /* Gone from disk first: a crash now leaves a mount no reservation holds, which the next start removes. A
+         * mount still in use is detached lazily and keeps its pages until its last user lets go; the shrink below
+         * turns them surplus, so they go back to the kernel then, to nobody else before. */
+        if (r->held) {
+                k = reservation_unhold(r);
+                if (k < 0)
+                        log_error_errno(k, "released %s, but cannot unmount %s (the next start retries): %m", r->name,
+                                        r->mount_path ?: "its mount");
         }
         for (size_t i = 0; i < r->n_node_pages; i++) {
                 Pool *p = manager_find_pool(m, r->page_size, r->node_pages[i].node);

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "hold.h"
 #include "job-queue.h"
 #include "util.h"
 
@@ -296,6 +297,24 @@ void reserve_finish(Job *j) {
         k = manager_link_reservation(m, r);
         if (k < 0)
                 goto oom;
+        if (req->hold) {
+                /* The pages are in the pool now: the kernel reserves them for the mount, or refuses it. */
+                r->held = true;
+                k = reservation_hold(r);
+                if (k < 0) {
+                        manager_unlink_reservation(m, r);
+                        reserve_rollback_sync(j);
+                        if (k == -ENOMEM)
+                                j->result = hp_error_set(&j->error, HP_ERROR_INSUFFICIENT_PAGES,
+                                                         "the kernel cannot hold %" PRIu64 " %s pages for %s: they "
+                                                         "are not all available (free, and not reserved by others)",
+                                                         r->pages, ps, r->name);
+                        else
+                                j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot mount the hugetlbfs "
+                                                         "instance that holds %s: %s", r->name, strerror(-k));
+                        goto settle;
+                }
+        }
         reservation_account(m, r, true);
         pools_settle_ranges(m);
 
@@ -303,14 +322,17 @@ void reserve_finish(Job *j) {
         k = manager_save_state(m);
         if (k < 0) {
                 reservation_account(m, r, false);
+                if (r->held)
+                        (void) reservation_unhold(r);
                 manager_unlink_reservation(m, r);
                 reserve_rollback_sync(j);
                 j->result = hp_error_set(&j->error, HP_ERROR_FAILED, "cannot write the state file: %s", strerror(-k));
                 goto settle;
         }
 
-        log_info("reserved %s: %" PRIu64 " %s pages for uid %u, lifetime %s", r->name, r->pages, ps, (unsigned) r->uid,
-                 lifetime_to_string(r->lifetime));
+        log_info("reserved %s: %" PRIu64 " %s pages for uid %u, lifetime %s%s%s", r->name, r->pages, ps,
+                 (unsigned) r->uid, lifetime_to_string(r->lifetime), r->held ? ", held at " : "",
+                 r->held ? r->mount_path : "");
         manager_notify(m, reservation_added, r);
         manager_pools_changed(m);
         if (j->done)

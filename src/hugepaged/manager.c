@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "hold.h"
 #include "job-queue.h"
 #include "state.h"
 #include "util.h"
@@ -179,6 +180,8 @@ int manager_startup(Manager *m) {
                 p->known = pool_persistent(p);
         }
         pools_settle_ranges(m);
+        /* After the pools: a hold made again takes pages the pools now have. */
+        manager_reconcile_holds(m);
 
         r = manager_save_state(m);
         if (r < 0)
@@ -219,6 +222,10 @@ int manager_save_state(Manager *m) {
         });
 }
 
+void manager_set_hold_ops(Manager *m, const HoldOps *ops) {
+        m->hold_ops = ops;
+}
+
 void manager_set_observer(Manager *m, const ManagerObserver *o, void *userdata) {
         m->observer = o;
         m->observer_userdata = userdata;
@@ -239,6 +246,8 @@ int manager_new(sd_event *event, const char *root, const char *state_dir, Manage
         r = kernel_new(root, &m->kernel);
         if (r < 0)
                 goto fail;
+        /* On a fake kernel a real hugetlbfs mount could not reserve the fake pages. */
+        m->hold_ops = root && root[0] ? &hold_ops_simulated : &hold_ops_kernel;
         m->state_dir = strdup(state_dir);
         if (!m->state_dir || asprintf(&m->state_path, "%s/state", state_dir) < 0) {
                 r = -ENOMEM;

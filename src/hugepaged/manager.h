@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "hold.h"
 #include "kernel.h"
 #include "lifetime.h"
 #include "util.h"
@@ -108,6 +109,13 @@ struct Reservation {
         /* Holds pages on a node that has no pool now (its memory went offline or the node went away). Derived
          * from the topology, never stored: the reservation stays on record and recovers if the node returns. */
         bool degraded;
+
+        /* Held: a hugetlbfs mount whose min_size keeps the pages reserved in the kernel (hold.c). mount_path is
+         * set while it is mounted; hold_lost when, after a restart, the mount was gone and could not be made
+         * again: the reservation is degraded until released. */
+        bool held;
+        bool hold_lost;
+        char *mount_path;
 };
 
 /* What the core tells the bus layer. Every member may be NULL; userdata is the observer's. */
@@ -166,6 +174,8 @@ struct Manager {
 
         const ManagerObserver *observer;
         void *observer_userdata;
+
+        const HoldOps *hold_ops;  /* the mounts of held reservations: the real kernel's, or simulated (--root) */
 };
 
 typedef struct ReserveRequest {
@@ -183,6 +193,7 @@ typedef struct ReserveRequest {
         bool has_pid;
         uid_t uid;
         const char *caller;
+        bool hold;          /* back the grant by a hugetlbfs mount with min_size (hold.h) */
 } ReserveRequest;
 
 /* o (may be NULL) and userdata must outlive m. */
@@ -190,6 +201,8 @@ void manager_set_observer(Manager *m, const ManagerObserver *o, void *userdata);
 
 int manager_new(sd_event *event, const char *root, const char *state_dir, Manager **ret);
 Manager *manager_free(Manager *m);
+/* Replaces the mount operations of held reservations (tests); before manager_startup(). */
+void manager_set_hold_ops(Manager *m, const HoldOps *ops);
 
 /* Discovers the pools, restores the state file and reconciles both with the kernel. */
 int manager_startup(Manager *m);
@@ -203,7 +216,7 @@ int manager_refresh(Manager *m);
 int manager_update_topology(Manager *m);
 
 static inline const char *reservation_state_to_string(const Reservation *r) {
-        return r->degraded ? "degraded" : "active";
+        return r->degraded || r->hold_lost ? "degraded" : "active";
 }
 
 Pool *manager_find_pool(Manager *m, uint64_t page_size, uint32_t node);

@@ -140,7 +140,7 @@ int plan_build(Manager *m, const ReserveRequest *req, Plan *plan, HpError *error
 
 bool reservation_matches(const Reservation *r, const Plan *plan, const ReserveRequest *req) {
         if (r->page_size != plan->page_size || r->pages != plan->pages || r->lifetime != req->lifetime ||
-            r->uid != req->uid)
+            r->uid != req->uid || r->held != req->hold)
                 return false;
         if (r->lifetime == LIFETIME_PID && r->pid != req->pid)
                 return false;

@@ -34,6 +34,7 @@ Reservation *reservation_free(Reservation *r) {
         safe_close(r->pidfd);
         reservation_to_record(r, &persisted);
         state_reservation_done(&persisted);
+        free(r->mount_path);
         free(r);
         return NULL;
 }
@@ -118,6 +119,7 @@ void reservation_to_record(const Reservation *r, StateReservation *ret) {
                 .pid_starttime = r->pid_starttime,
                 .caller = r->caller,
                 .created_usec = r->created_usec,
+                .held = r->held,
         };
 }
 
@@ -143,6 +145,7 @@ int reservation_from_record(Manager *m, StateReservation *rec, Reservation **ret
                 .pid_starttime = rec->pid_starttime,
                 .caller = TAKE_PTR(rec->caller),
                 .created_usec = rec->created_usec,
+                .held = rec->held,
                 .pidfd = -EBADF,
         };
         *ret = r;

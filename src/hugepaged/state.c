@@ -325,6 +325,8 @@ static int load_handler(void *user, const char *inih_section, const char *name, 
                         k = (r->caller = strdup(value)) ? 0 : -ENOMEM;
         } else if (streq(name, "CreatedUSec"))
                 k = parse_u64(value, &r->created_usec);
+        else if (streq(name, "Held"))
+                k = parse_bool(value, &r->held);
         else if (streq(name, "Node")) {
                 if (parse_node_pages(value, &node, &v) >= 0 && v > 0)
                         k = node_pages_add(&r->node_pages, &r->n_node_pages, node, v);
@@ -430,6 +432,9 @@ static void write_reservation(FILE *f, const StateReservation *r) {
         if (r->caller)
                 fprintf(f, "Caller=%s\n", r->caller);
         fprintf(f, "CreatedUSec=%" PRIu64 "\n", r->created_usec);
+        /* Only when held, so a file without holds stays readable by older versions. */
+        if (r->held)
+                fprintf(f, "Held=yes\n");
         for (size_t i = 0; i < r->n_node_pages; i++)
                 fprintf(f, "Node=%" PRIu32 " %" PRIu64 "\n", r->node_pages[i].node, r->node_pages[i].amount);
         for (size_t i = 0; i < r->n_req_nodes; i++)

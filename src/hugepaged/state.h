@@ -36,6 +36,7 @@ typedef struct StateReservation {
         uint64_t pid_starttime;
         char *caller;               /* LIFETIME_CALLER: the caller's unique bus name */
         uint64_t created_usec;
+        bool held;                  /* optional in the file (Held=), false when absent; the path is derived */
 } StateReservation;
 
 /* Frees what r holds (a Reservation frees its persisted data this way too), or r as well. */

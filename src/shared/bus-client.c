@@ -98,6 +98,11 @@ int bus_append_reserve_options(sd_bus_message *m, const ReserveOptions *o) {
                 if (r < 0)
                         return r;
         }
+        if (o->hold) {
+                r = sd_bus_message_append(m, "{sv}", "hold", "b", 1);
+                if (r < 0)
+                        return r;
+        }
         return sd_bus_message_close_container(m);
 }
 

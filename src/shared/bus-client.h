@@ -43,6 +43,7 @@ typedef struct ReserveOptions {
         size_t n_node_bytes;
         const char *lifetime;           /* "lifetime" s, or NULL */
         uint32_t pid;                   /* "pid" u, when > 0 */
+        bool hold;                      /* "hold" b, when true */
 } ReserveOptions;
 
 /* address NULL: the system bus, or the one DBUS_SYSTEM_BUS_ADDRESS names. timeout_usec 0: sd-bus's default. */

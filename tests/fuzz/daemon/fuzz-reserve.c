@@ -168,9 +168,9 @@ static int append_value(sd_bus_message *m, Input *in, uint8_t type, int depth) {
 static const char *const value_sigs[] = { "au", "a(ut)", "s", "u", "t", "i", "as", "b", "v", "a(uu)", "ay", "a{sv}" };
 
 static int append_options(sd_bus_message *m, Input *in) {
-        static const char *const keys[] = { "nodes", "node_bytes", "lifetime", "pid" };
+        static const char *const keys[] = { "nodes", "node_bytes", "lifetime", "pid", "hold" };
         /* The right type for each key, so most entries get past the type check to the checks behind it. */
-        static const uint8_t right[] = { 0, 1, 2, 3 };
+        static const uint8_t right[] = { 0, 1, 2, 3, 7 };
         size_t n = in_u8(in) % 20; /* the handler takes up to 16 */
         char buf[512];
         int r;
@@ -178,8 +178,8 @@ static int append_options(sd_bus_message *m, Input *in) {
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 uint8_t k = in_u8(in), t = in_u8(in);
-                const char *key = k < 200 ? keys[k % 4] : in_str(in, 300, buf);
-                uint8_t type = t < 160 && k < 200 ? right[k % 4] : t;
+                const char *key = k < 200 ? keys[k % 5] : in_str(in, 300, buf);
+                uint8_t type = t < 160 && k < 200 ? right[k % 5] : t;
 
                 r = sd_bus_message_open_container(m, 'e', "sv");
                 if (r >= 0)
