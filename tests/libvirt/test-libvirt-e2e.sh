@@ -169,7 +169,7 @@ expect_no_reservation() { # UUID
         [ -z "$(reservation_prop "$1" Name)" ] || die "reservation $1 is still there"
 }
 uuid_of() { virsh domuuid "$1" | sed -n 1p; }
-define() { # NAME MEMORY_MIB
+define() { # NAME MEMORY_MIB [MORE_DOMAIN_XML [MORE_DEVICES_XML]]
         cat > "$work/$1.xml" <<XML
 <domain type='qemu'>
   <name>$1</name>
@@ -180,13 +180,13 @@ define() { # NAME MEMORY_MIB
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-  </os>
+  </os>${3:-}
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>$(command -v qemu-system-x86_64)</emulator>
-    <memballoon model='none'/>
+    <memballoon model='none'/>${4:-}
   </devices>
 </domain>
 XML
@@ -349,18 +349,8 @@ expect_no_reservation "$uuid_a"
 # with ACPI, and every device, virtio-mem too, takes one of <maxMemory>'s slots.
 cell_mib=64 dimm1_mib=32 dimm2_mib=16 vmem_mib=32 room_mib=16
 dimm_pages=$(((cell_mib + dimm1_mib + dimm2_mib + vmem_mib + room_mib) / 2))
-cat > "$work/hpd-e2e-dimm.xml" <<XML
-<domain type='qemu'>
-  <name>hpd-e2e-dimm</name>
+define hpd-e2e-dimm $((cell_mib + dimm1_mib + dimm2_mib + vmem_mib)) "
   <maxMemory slots='4' unit='MiB'>$((cell_mib + dimm1_mib + dimm2_mib + vmem_mib + room_mib))</maxMemory>
-  <memory unit='MiB'>$((cell_mib + dimm1_mib + dimm2_mib + vmem_mib))</memory>
-  <memoryBacking>
-    <hugepages/>
-  </memoryBacking>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-  </os>
   <features>
     <acpi/>
   </features>
@@ -368,13 +358,7 @@ cat > "$work/hpd-e2e-dimm.xml" <<XML
     <numa>
       <cell id='0' cpus='0' memory='$cell_mib' unit='MiB'/>
     </numa>
-  </cpu>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>$(command -v qemu-system-x86_64)</emulator>
-    <memballoon model='none'/>
+  </cpu>" "
     <memory model='dimm'>
       <source><pagesize unit='KiB'>2048</pagesize></source>
       <target><size unit='MiB'>$dimm1_mib</size><node>0</node></target>
@@ -384,12 +368,7 @@ cat > "$work/hpd-e2e-dimm.xml" <<XML
     </memory>
     <memory model='virtio-mem'>
       <target><size unit='MiB'>$vmem_mib</size><node>0</node><block unit='MiB'>2</block><requested unit='MiB'>0</requested></target>
-    </memory>
-  </devices>
-</domain>
-XML
-domains+=(hpd-e2e-dimm)
-virsh -q define "$work/hpd-e2e-dimm.xml" >/dev/null
+    </memory>"
 # Paused: the firmware need not run, QEMU has mapped (and preallocated) its memory when start returns.
 virsh start --paused hpd-e2e-dimm
 expect_nr "9 started hpd-e2e-dimm paused" $((base_nr + dimm_pages))
