@@ -14,6 +14,7 @@
 #define DOMAIN_CELLS_MAX 1024      /* guest NUMA cells */
 #define DOMAIN_PAGES_MAX 64        /* <page> entries */
 #define DOMAIN_HOST_NODES_MAX 1024 /* host node numbers 0..1023, as the daemon's NODE_MAX */
+#define DOMAIN_MEMORY_DEVICES_MAX 256 /* <devices><memory> of any model */
 #define DOMAIN_ERROR_MAX 256
 
 typedef struct DomainError {
@@ -28,8 +29,18 @@ typedef enum NumaMode {
         NUMA_MODE_RESTRICTIVE,
 } NumaMode;
 
+typedef enum MemoryModel {
+        MEMORY_MODEL_CELL,       /* not a device: a guest NUMA cell */
+        MEMORY_MODEL_DIMM,       /* <memory model='dimm'> */
+        MEMORY_MODEL_VIRTIO_MEM, /* <memory model='virtio-mem'> */
+        MEMORY_MODEL_HOTPLUG,    /* the room <maxMemory> leaves for memory attached later */
+} MemoryModel;
+
+/* A piece of guest memory with one page size and one host placement: a guest cell, or a memory device placed like
+ * the guest cell it belongs to. */
 typedef struct DomainCell {
-        uint32_t id;
+        uint32_t id; /* the cell's id; for a device, its number among <devices><memory>, from 1 */
+        MemoryModel model;
         uint64_t bytes;
         uint64_t page_size; /* 0: the host's default huge page size; DOMAIN_PAGE_NONE: ordinary memory */
         NumaMode mode;
@@ -42,10 +53,13 @@ typedef struct DomainCell {
 typedef struct DomainDef {
         char *name;
         char uuid[37];     /* lower case, 8-4-4-4-12 */
-        bool hugepages;    /* <memoryBacking><hugepages> is there */
+        bool hugepages;    /* <memoryBacking><hugepages> is there, or a memory device has <source><pagesize> */
         bool uses_default; /* some cell needs the host's default page size (a bare <hugepages/>) */
         DomainCell *cells; /* the guest cells, or one cell 0 with <memory> when there is no <cpu><numa> */
         size_t n_cells;
+        DomainCell *devices; /* dimm and virtio-mem devices with their full <target><size> */
+        size_t n_devices;
+        uint64_t hotplug_bytes; /* <maxMemory> beyond the cells and all memory devices: room for hot-plug */
 } DomainDef;
 
 typedef enum PlacementKind {

@@ -4,7 +4,9 @@
 # systemd here). hugepaged runs on a private dbus-daemon; the hook reaches it through BusAddress= in its
 # configuration file, because libvirtd scrubs the environment of hooks. Small TCG guests (<domain type='qemu'>,
 # no disk: the firmware alone preallocates) are started, destroyed, killed behind libvirt's back, refused,
-# started in pairs, and kept running across a libvirtd restart; the 2 MiB pool of the real kernel is checked
+# started in pairs, kept running across a libvirtd restart, and one with memory devices (a DIMM with
+# <source><pagesize>, one without, a virtio-mem device and <maxMemory> room) started paused, hot-plugged into,
+# and destroyed; the 2 MiB pool of the real kernel is checked
 # against the baseline it had before at every step, and printed.
 # Usage: test-libvirt-e2e.sh HUGEPAGED HOOK HOOK_CONFIG_FILE. Exit 0 pass, 1 fail, 77 skip (not root, or the
 # libvirt packages cannot be installed). Everything installed, mounted or started is undone on exit.
@@ -151,23 +153,23 @@ expect_nr() { # STEP EXPECTED
         show "$1"
 }
 qemu_pid() { cat "/run/libvirt/qemu/$1.pid"; }
-expect_bound() { # DOMAIN
-        local uuid pid lt rpid pages
+expect_bound() { # DOMAIN [PAGES]
+        local uuid pid lt rpid pages want=${2:-$guest_pages}
         uuid=$(virsh domuuid "$1" | sed -n 1p)
         pid=$(qemu_pid "$1")
         lt=$(reservation_prop "$uuid" Lifetime)
         rpid=$(reservation_prop "$uuid" PID)
         pages=$(reservation_prop "$uuid" Pages)
         log "    reservation $uuid: lifetime=$lt pid=$rpid pages=$pages; QEMU of $1 is pid $pid"
-        [ "$lt" = pid ] && [ "$rpid" = "$pid" ] && [ "$pages" = "$guest_pages" ] ||
-                die "reservation of $1 is not $guest_pages pages bound to QEMU pid $pid"
+        [ "$lt" = pid ] && [ "$rpid" = "$pid" ] && [ "$pages" = "$want" ] ||
+                die "reservation of $1 is not $want pages bound to QEMU pid $pid"
         [ "$(cat /proc/"$pid"/comm)" = qemu-system-x86 ] || die "pid $pid is not QEMU"
 }
 expect_no_reservation() { # UUID
         [ -z "$(reservation_prop "$1" Name)" ] || die "reservation $1 is still there"
 }
 uuid_of() { virsh domuuid "$1" | sed -n 1p; }
-define() { # NAME MEMORY_MIB
+define() { # NAME MEMORY_MIB [MORE_DOMAIN_XML [MORE_DEVICES_XML]]
         cat > "$work/$1.xml" <<XML
 <domain type='qemu'>
   <name>$1</name>
@@ -178,13 +180,13 @@ define() { # NAME MEMORY_MIB
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-  </os>
+  </os>${3:-}
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>$(command -v qemu-system-x86_64)</emulator>
-    <memballoon model='none'/>
+    <memballoon model='none'/>${4:-}
   </devices>
 </domain>
 XML
@@ -257,7 +259,7 @@ virtlogd_pid=$(cat "$work/virtlogd.pid")
 start_libvirtd
 show "baseline"
 # Guests of this test left by an earlier run that was killed before it could clean up.
-for d in hpd-e2e-a hpd-e2e-b hpd-e2e-huge; do
+for d in hpd-e2e-a hpd-e2e-b hpd-e2e-huge hpd-e2e-dimm; do
         virsh -q destroy "$d" >/dev/null 2>&1 || true
         virsh -q undefine "$d" >/dev/null 2>&1 || true
 done
@@ -339,5 +341,57 @@ expect_bound hpd-e2e-a
 virsh destroy hpd-e2e-a
 expect_nr "8 destroyed hpd-e2e-a" "$base_nr"
 expect_no_reservation "$uuid_a"
+
+# ---- 9. memory devices: cell + DIMMs + virtio-mem + <maxMemory> room, exactly, then all released ------------
+# 64 MiB in the cell, a 32 MiB DIMM with <source><pagesize> 2 MiB, a 16 MiB DIMM without <source> (libvirt backs
+# it with the cell's huge pages because of <memoryBacking><hugepages/>), a virtio-mem device of 32 MiB of which
+# the guest requests none yet, and 16 MiB of <maxMemory> room for a DIMM attached later. QEMU plugs DIMMs only
+# with ACPI, and every device, virtio-mem too, takes one of <maxMemory>'s slots.
+cell_mib=64 dimm1_mib=32 dimm2_mib=16 vmem_mib=32 room_mib=16
+dimm_pages=$(((cell_mib + dimm1_mib + dimm2_mib + vmem_mib + room_mib) / 2))
+define hpd-e2e-dimm $((cell_mib + dimm1_mib + dimm2_mib + vmem_mib)) "
+  <maxMemory slots='4' unit='MiB'>$((cell_mib + dimm1_mib + dimm2_mib + vmem_mib + room_mib))</maxMemory>
+  <features>
+    <acpi/>
+  </features>
+  <cpu>
+    <numa>
+      <cell id='0' cpus='0' memory='$cell_mib' unit='MiB'/>
+    </numa>
+  </cpu>" "
+    <memory model='dimm'>
+      <source><pagesize unit='KiB'>2048</pagesize></source>
+      <target><size unit='MiB'>$dimm1_mib</size><node>0</node></target>
+    </memory>
+    <memory model='dimm'>
+      <target><size unit='MiB'>$dimm2_mib</size><node>0</node></target>
+    </memory>
+    <memory model='virtio-mem'>
+      <target><size unit='MiB'>$vmem_mib</size><node>0</node><block unit='MiB'>2</block><requested unit='MiB'>0</requested></target>
+    </memory>"
+# Paused: the firmware need not run, QEMU has mapped (and preallocated) its memory when start returns.
+virsh start --paused hpd-e2e-dimm
+expect_nr "9 started hpd-e2e-dimm paused" $((base_nr + dimm_pages))
+expect_bound hpd-e2e-dimm "$dimm_pages"
+pid=$(qemu_pid hpd-e2e-dimm)
+uuid_dimm=$(uuid_of hpd-e2e-dimm)
+# QEMU really maps huge pages for every device: its backends are on hugetlbfs, the DIMM without <source> too.
+tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o '"qom-type":"memory-backend[^}]*}' | sed 's/^/    /' >"$work/backends"
+cat "$work/backends"
+[ "$(grep -c 'mem-path":"/dev/hugepages' "$work/backends")" = 4 ] ||
+        die "QEMU of hpd-e2e-dimm does not back the cell, both DIMMs and virtio-mem with 2 MiB huge pages"
+# The <maxMemory> room: a DIMM attached now (no hook runs) finds its pages, and the pool does not change.
+cat > "$work/dimm3.xml" <<XML
+<memory model='dimm'>
+  <target><size unit='MiB'>$room_mib</size><node>0</node></target>
+</memory>
+XML
+virsh attach-device hpd-e2e-dimm "$work/dimm3.xml" --live ||
+        die "a DIMM of $room_mib MiB could not be attached into the <maxMemory> room"
+expect_nr "9 attached a $room_mib MiB DIMM into the room" $((base_nr + dimm_pages))
+expect_bound hpd-e2e-dimm "$dimm_pages"
+virsh destroy hpd-e2e-dimm
+expect_nr "9 destroyed hpd-e2e-dimm" "$base_nr"
+expect_no_reservation "$uuid_dimm"
 
 log "PASS"

@@ -13,17 +13,32 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
-#include "domain.h"
-#include "macro.h"
+#include "domain-internal.h"
 
-static int domain_error(DomainError *e, int r, const char *fmt, ...) _printf_(3, 4);
-static int domain_error(DomainError *e, int r, const char *fmt, ...) {
+int domain_error(DomainError *e, int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(e->message, sizeof(e->message), fmt, ap);
         va_end(ap);
         return r;
+}
+
+const char *domain_cell_what(char buf[static 64], const DomainCell *c) {
+        switch (c->model) {
+        case MEMORY_MODEL_DIMM:
+                snprintf(buf, 64, "<memory model='dimm'> #%" PRIu32, c->id);
+                break;
+        case MEMORY_MODEL_VIRTIO_MEM:
+                snprintf(buf, 64, "<memory model='virtio-mem'> #%" PRIu32, c->id);
+                break;
+        case MEMORY_MODEL_HOTPLUG:
+                snprintf(buf, 64, "the hot-plug room of <maxMemory>");
+                break;
+        default:
+                snprintf(buf, 64, "guest NUMA cell %" PRIu32, c->id);
+        }
+        return buf;
 }
 
 /* Echoes untrusted text back in an error only as far as it is short and printable. */
@@ -246,11 +261,13 @@ typedef struct Page {
 
 typedef struct Tune {
         bool present;
-        NumaMode mode;
+        NumaMode mode;     /* NUMA_MODE_NONE without a nodeset */
+        NumaMode declared; /* the mode= given, for a device's own <source><nodemask> */
         uint8_t nodes[DOMAIN_HOST_NODES_MAX];
 } Tune;
 
-static int parse_mode(const char *s, bool have_nodeset, NumaMode *ret, const char *what, DomainError *e) {
+static int parse_mode(const char *s, bool have_nodeset, NumaMode *ret, NumaMode *ret_declared, const char *what,
+                      DomainError *e) {
         char b[48];
         if (!s || streq(s, "strict"))
                 *ret = NUMA_MODE_STRICT;
@@ -262,6 +279,7 @@ static int parse_mode(const char *s, bool have_nodeset, NumaMode *ret, const cha
                 *ret = NUMA_MODE_RESTRICTIVE;
         else
                 return domain_error(e, -EINVAL, "%s has an unknown mode '%s'", what, safe_text(b, s));
+        *ret_declared = *ret;
         if (!have_nodeset)
                 *ret = NUMA_MODE_NONE;
         return 0;
@@ -273,6 +291,9 @@ DomainDef *domain_def_free(DomainDef *d) {
         for (size_t i = 0; i < d->n_cells; i++)
                 free(d->cells[i].host_nodes);
         free(d->cells);
+        for (size_t i = 0; i < d->n_devices; i++)
+                free(d->devices[i].host_nodes);
+        free(d->devices);
         free(d->name);
         free(d);
         return NULL;
@@ -305,7 +326,9 @@ invalid:
 
 /* Gives cell i its page size, as libvirt's qemu driver does: the <page> whose nodeset names the cell, else the
  * one <page> without a nodeset, else (no <page> at all) the default size; a cell that none of them covers is
- * ordinary memory. */
+ * ordinary memory. A memory device without <source><pagesize> gets its target cell's size (libvirt 9's
+ * qemuBuildMemoryBackendProps() asks the same question with the device's target node), or with no target node
+ * (cell >= DOMAIN_CELLS_MAX) the <page> without a nodeset. */
 static uint64_t cell_page_size(const Page *pages, size_t n_pages, bool bare, uint32_t cell) {
         const Page *fallback = NULL;
         if (bare)
@@ -313,21 +336,139 @@ static uint64_t cell_page_size(const Page *pages, size_t n_pages, bool bare, uin
         for (size_t i = 0; i < n_pages; i++) {
                 if (!pages[i].has_nodeset)
                         fallback = &pages[i];
-                else if (pages[i].cells[cell])
+                else if (cell < DOMAIN_CELLS_MAX && pages[i].cells[cell])
                         return pages[i].size;
         }
         return fallback ? fallback->size : DOMAIN_PAGE_NONE;
+}
+
+/* A device with <source><pagesize> asks for huge pages even in a domain without <memoryBacking><hugepages>. */
+static bool devices_ask_for_pages(const xmlNode *devices) {
+        for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next)
+                if (is_element(n, "memory") && child(child(n, "source"), "pagesize"))
+                        return true;
+        return false;
+}
+
+/* <devices><memory>: every model counts against <maxMemory>; dimm and virtio-mem are mapped from the page size and
+ * placement libvirt gives them, with their full <target><size> (virtio-mem's <requested> can grow at any time
+ * without a hook). nvdimm and virtio-pmem map their <source><path>, sgx-epc the EPC: no huge pages. */
+static int parse_devices(const xmlNode *devices, DomainDef *d, bool backing, const Page *pages, size_t n_pages,
+                         bool bare, const Tune *tunes, uint64_t *ret_total, DomainError *e) {
+        uint64_t total = 0;
+        uint32_t k = 0;
+        char b[48];
+        int r;
+
+        for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
+                const char *model;
+                xmlNode *target, *source, *x;
+                DomainCell *c;
+                const Tune *t;
+                uint64_t size, node = UINT64_MAX;
+                char what[64], w2[96];
+                bool mapped;
+
+                if (!is_element(n, "memory"))
+                        continue;
+                if (k >= DOMAIN_MEMORY_DEVICES_MAX)
+                        return domain_error(e, -E2BIG, "more than %d <devices><memory> devices",
+                                            DOMAIN_MEMORY_DEVICES_MAX);
+                k++;
+                model = attr(n, "model");
+                if (!model)
+                        return domain_error(e, -EINVAL, "<devices><memory> #%" PRIu32 " has no model", k);
+                if (streq(model, "dimm") || streq(model, "virtio-mem"))
+                        mapped = true;
+                else if (streq(model, "nvdimm") || streq(model, "virtio-pmem") || streq(model, "sgx-epc"))
+                        mapped = false;
+                else
+                        return domain_error(e, -EINVAL, "<devices><memory> #%" PRIu32 " has an unknown model '%s'", k,
+                                            safe_text(b, model));
+                snprintf(what, sizeof(what), "<memory model='%s'> #%" PRIu32, model, k);
+
+                target = child(n, "target");
+                x = child(target, "size");
+                if (!x)
+                        return domain_error(e, -EINVAL, "%s has no <target><size>", what);
+                snprintf(w2, sizeof(w2), "%s <target><size>", what);
+                r = parse_scaled(text(x), attr(x, "unit"), w2, &size, e);
+                if (r < 0)
+                        return r;
+                if (size > UINT64_MAX - total)
+                        return domain_error(e, -ERANGE, "the memory devices add up to more than 2^64 bytes");
+                total += size;
+                if (!mapped)
+                        continue;
+                if (size == 0)
+                        return domain_error(e, -EINVAL, "%s has a <target><size> of 0", what);
+
+                x = child(target, "node");
+                if (x && (parse_number(text(x), &node) < 0 || node >= d->n_cells))
+                        return domain_error(e, -EINVAL, "%s <target><node> '%s' is not a guest NUMA cell: the guest "
+                                            "has %zu cell%s", what, safe_text(b, text(x) ? text(x) : ""), d->n_cells,
+                                            d->n_cells > 1 ? "s" : "");
+
+                if (!d->devices && !(d->devices = calloc(DOMAIN_MEMORY_DEVICES_MAX, sizeof(DomainCell))))
+                        return -ENOMEM;
+                c = &d->devices[d->n_devices++];
+                *c = (DomainCell) { .id = k, .bytes = size,
+                                    .model = streq(model, "dimm") ? MEMORY_MODEL_DIMM : MEMORY_MODEL_VIRTIO_MEM };
+
+                source = child(n, "source");
+                x = child(source, "pagesize");
+                if (x) {
+                        snprintf(w2, sizeof(w2), "%s <source><pagesize>", what);
+                        r = parse_scaled(text(x), attr(x, "unit"), w2, &c->page_size, e);
+                        if (r < 0)
+                                return r;
+                        if (c->page_size == 0 || (c->page_size & (c->page_size - 1)) != 0)
+                                return domain_error(e, -EINVAL, "%s <source><pagesize> of %" PRIu64
+                                                    " bytes is not a power of 2", what, c->page_size);
+                } else if (!backing)
+                        c->page_size = DOMAIN_PAGE_NONE; /* no <memoryBacking><hugepages>: ordinary memory */
+                else
+                        c->page_size = cell_page_size(pages, n_pages, bare,
+                                                      node == UINT64_MAX ? UINT32_MAX : (uint32_t) node);
+                if (c->page_size == 0)
+                        d->uses_default = true;
+
+                /* Placement: the target cell's <memnode>, else <numatune><memory>; <source><nodemask> replaces the
+                 * nodes but keeps that mode (strict without any <numatune>), as libvirt does. */
+                t = node != UINT64_MAX && tunes[1 + node].present ? &tunes[1 + node] : &tunes[0];
+                x = child(source, "nodemask");
+                if (x) {
+                        _cleanup_free_ uint8_t *set = malloc(DOMAIN_HOST_NODES_MAX);
+                        if (!set)
+                                return -ENOMEM;
+                        snprintf(w2, sizeof(w2), "%s <source><nodemask>", what);
+                        r = parse_nodeset(text(x), set, DOMAIN_HOST_NODES_MAX, w2, e);
+                        if (r < 0)
+                                return r;
+                        c->mode = t->present ? t->declared : NUMA_MODE_STRICT;
+                        r = set_to_list(set, DOMAIN_HOST_NODES_MAX, &c->host_nodes, &c->n_host_nodes);
+                        if (r < 0)
+                                return r;
+                } else if (t->present && t->mode != NUMA_MODE_NONE) {
+                        c->mode = t->mode;
+                        r = set_to_list(t->nodes, DOMAIN_HOST_NODES_MAX, &c->host_nodes, &c->n_host_nodes);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret_total = total;
+        return 0;
 }
 
 static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
         _cleanup_(domain_def_freep) DomainDef *d = NULL;
         _cleanup_free_ Page *pages = NULL;
         _cleanup_free_ Tune *tunes = NULL; /* [0]: <memory>, [1 + i]: <memnode cellid=i> */
-        xmlNode *n, *backing, *hp, *numa, *numatune;
+        xmlNode *n, *backing, *hp, *numa, *numatune, *devices;
         size_t n_pages = 0;
         bool bare = false;
-        uint64_t memory = 0;
-        bool has_memory = false;
+        uint64_t memory = 0, max_memory = 0, devices_total = 0, cells_total = 0;
+        bool has_memory = false, has_max = false, numa_cells;
         char b[48];
         int r;
 
@@ -346,7 +487,8 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
 
         backing = child(root, "memoryBacking");
         hp = child(backing, "hugepages");
-        if (!hp) {
+        devices = child(root, "devices");
+        if (!hp && !devices_ask_for_pages(devices)) {
                 *ret = TAKE_PTR(d);
                 return 0;
         }
@@ -364,12 +506,19 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
                         return r;
                 has_memory = true;
         }
+        n = child(root, "maxMemory");
+        if (n) {
+                r = parse_scaled(text(n), attr(n, "unit"), "<maxMemory>", &max_memory, e);
+                if (r < 0)
+                        return r;
+                has_max = true;
+        }
 
         /* <hugepages> with no <page> means the default size for all memory. */
         pages = calloc(DOMAIN_PAGES_MAX, sizeof(Page));
         if (!pages)
                 return -ENOMEM;
-        for (n = hp->children; n; n = n->next) {
+        for (n = hp ? hp->children : NULL; n; n = n->next) {
                 Page *p;
                 if (!is_element(n, "page"))
                         continue;
@@ -393,7 +542,7 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
                                         return domain_error(e, -EINVAL,
                                                             "two <hugepages><page> entries without a nodeset");
         }
-        bare = n_pages == 0;
+        bare = hp && n_pages == 0;
 
         /* The guest cells. With them, libvirt sizes the guest by their sum and ignores <memory>. */
         numa = child(child(root, "cpu"), "numa");
@@ -423,6 +572,7 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
                         return r;
                 d->n_cells++;
         }
+        numa_cells = d->n_cells > 0;
         if (d->n_cells == 0) {
                 if (!has_memory)
                         return domain_error(e, -EINVAL, "the domain has no <memory>");
@@ -480,7 +630,7 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
                         if (r < 0)
                                 return r;
                 }
-                r = parse_mode(attr(n, "mode"), nodeset != NULL, &t->mode, what, e);
+                r = parse_mode(attr(n, "mode"), nodeset != NULL, &t->mode, &t->declared, what, e);
                 if (r < 0)
                         return r;
         }
@@ -499,6 +649,22 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
                                 return r;
                 }
         }
+
+        /* Memory devices need the cells, their tunes and, for the cell-less guest, the device sizes first. */
+        r = parse_devices(devices, d, hp != NULL, pages, n_pages, bare, tunes, &devices_total, e);
+        if (r < 0)
+                return r;
+        if (!numa_cells) {
+                /* Without <cpu><numa>, <memory> is the whole guest with its devices (virDomainDefGetMemoryInitial). */
+                if (devices_total > d->cells[0].bytes)
+                        return domain_error(e, -EINVAL, "the memory devices need more than <memory>");
+                d->cells[0].bytes -= devices_total;
+        }
+        for (size_t i = 0; i < d->n_cells; i++)
+                cells_total = d->cells[i].bytes > UINT64_MAX - cells_total ? UINT64_MAX : cells_total + d->cells[i].bytes;
+        /* A <maxMemory> below what the guest has is libvirt's to refuse; it leaves no room here. */
+        if (has_max && max_memory > cells_total && max_memory - cells_total > devices_total)
+                d->hotplug_bytes = max_memory - cells_total - devices_total;
         *ret = TAKE_PTR(d);
         return 0;
 }
@@ -550,256 +716,3 @@ finish:
         return r;
 }
 
-/* ---- from cells to reservations -------------------------------------------------------------------- */
-
-void page_size_suffix(char buf[static 24], uint64_t page_size) {
-        static const char units[] = "KMGTPE";
-        uint64_t v = page_size;
-        int i = -1;
-
-        while (v >= 1024 && v % 1024 == 0 && i + 1 < (int) sizeof(units) - 1) {
-                v /= 1024;
-                i++;
-        }
-        if (i < 0)
-                snprintf(buf, 24, "%" PRIu64 "B", v);
-        else
-                snprintf(buf, 24, "%" PRIu64 "%c", v, units[i]);
-}
-
-static void hook_reservation_done(HookReservation *r) {
-        free(r->nodes);
-        free(r->node_pages);
-}
-
-DomainNeeds *domain_needs_free(DomainNeeds *n) {
-        if (!n)
-                return NULL;
-        for (size_t i = 0; i < n->n_reservations; i++)
-                hook_reservation_done(&n->reservations[i]);
-        free(n->reservations);
-        free(n);
-        return NULL;
-}
-
-static void domain_needs_freep(DomainNeeds **n) {
-        domain_needs_free(*n);
-}
-
-static int add_pages(uint64_t *sum, uint64_t pages, uint64_t page_size, DomainError *e) {
-        if (pages > UINT64_MAX - *sum || *sum + pages > UINT64_MAX / page_size)
-                return domain_error(e, -ERANGE, "the guest needs more than 2^64 bytes of %" PRIu64 "-byte pages", page_size);
-        *sum += pages;
-        return 0;
-}
-
-static HookReservation *needs_append(DomainNeeds *n) {
-        HookReservation *t = realloc(n->reservations, (n->n_reservations + 1) * sizeof(*t));
-        if (!t)
-                return NULL;
-        n->reservations = t;
-        t = &t[n->n_reservations++];
-        *t = (HookReservation) {};
-        return t;
-}
-
-static bool cell_is_exact(const DomainCell *c) {
-        return c->mode == NUMA_MODE_STRICT && c->n_host_nodes == 1;
-}
-
-static bool cell_is_any(const DomainCell *c) {
-        return c->mode == NUMA_MODE_NONE || c->mode == NUMA_MODE_PREFERRED;
-}
-
-static bool same_nodes(const DomainCell *a, const DomainCell *b) {
-        return a->n_host_nodes == b->n_host_nodes &&
-               memcmp(a->host_nodes, b->host_nodes, a->n_host_nodes * sizeof(uint32_t)) == 0;
-}
-
-/* Placement per cell: strict on one node -> exact pages there; strict on several, interleave, restrictive -> any
- * of those nodes; preferred, placement='auto' or no numatune -> any node (the kernel may fall back to any). */
-int domain_compute(const DomainDef *d, uint64_t default_page_size, uint64_t base_page_size, DomainNeeds **ret,
-                   DomainError *e) {
-        _cleanup_(domain_needs_freep) DomainNeeds *needs = NULL;
-        _cleanup_free_ uint64_t *sizes = NULL;
-        _cleanup_free_ uint64_t *cell_pages = NULL;
-        _cleanup_free_ uint64_t *cell_size = NULL;
-        size_t n_sizes = 0;
-        int r;
-
-        needs = calloc(1, sizeof(*needs));
-        if (!needs)
-                return -ENOMEM;
-        if (!d->hugepages) {
-                *ret = TAKE_PTR(needs);
-                return 0;
-        }
-        if (d->uses_default && (default_page_size == 0 || (default_page_size & (default_page_size - 1)) != 0))
-                return domain_error(e, -EINVAL, "the host's default huge page size is unknown");
-
-        sizes = calloc(d->n_cells, sizeof(uint64_t));
-        cell_pages = calloc(d->n_cells, sizeof(uint64_t));
-        cell_size = calloc(d->n_cells, sizeof(uint64_t));
-        if (!sizes || !cell_pages || !cell_size)
-                return -ENOMEM;
-
-        for (size_t i = 0; i < d->n_cells; i++) {
-                const DomainCell *c = &d->cells[i];
-                uint64_t ps = c->page_size == 0 ? default_page_size : c->page_size;
-                bool known = false;
-
-                if (c->page_size == DOMAIN_PAGE_NONE || ps == base_page_size)
-                        continue; /* ordinary memory */
-                if (c->bytes == 0)
-                        return domain_error(e, -EINVAL, "guest NUMA cell %" PRIu32 " has no memory", c->id);
-                cell_size[i] = ps;
-                cell_pages[i] = c->bytes / ps + (c->bytes % ps != 0);
-                for (size_t j = 0; j < n_sizes; j++)
-                        known = known || sizes[j] == ps;
-                if (!known)
-                        sizes[n_sizes++] = ps;
-        }
-        /* Ascending page sizes; a handful at most. */
-        for (size_t i = 1; i < n_sizes; i++)
-                for (size_t j = i; j > 0 && sizes[j - 1] > sizes[j]; j--) {
-                        uint64_t t = sizes[j];
-                        sizes[j] = sizes[j - 1];
-                        sizes[j - 1] = t;
-                }
-
-        for (size_t s = 0; s < n_sizes; s++) {
-                uint64_t ps = sizes[s];
-                size_t first = needs->n_reservations;
-                HookReservation *res;
-                _cleanup_free_ uint8_t *done = calloc(d->n_cells, 1);
-
-                if (!done)
-                        return -ENOMEM;
-
-                /* Exact: every strict single-node cell, summed per node. */
-                for (size_t i = 0; i < d->n_cells; i++) {
-                        const DomainCell *c = &d->cells[i];
-                        size_t k;
-                        if (cell_size[i] != ps || !cell_is_exact(c))
-                                continue;
-                        if (needs->n_reservations == first || needs->reservations[first].kind != PLACEMENT_EXACT) {
-                                if (!(res = needs_append(needs)))
-                                        return -ENOMEM;
-                                *res = (HookReservation) { .page_size = ps, .kind = PLACEMENT_EXACT };
-                        }
-                        res = &needs->reservations[first];
-                        for (k = 0; k < res->n_node_pages && res->node_pages[k].node != c->host_nodes[0]; k++)
-                                ;
-                        if (k == res->n_node_pages) {
-                                NodeAmount *t = realloc(res->node_pages, (k + 1) * sizeof(*t));
-                                if (!t)
-                                        return -ENOMEM;
-                                res->node_pages = t;
-                                /* Insertion keeps them ascending. */
-                                while (k > 0 && t[k - 1].node > c->host_nodes[0]) {
-                                        t[k] = t[k - 1];
-                                        k--;
-                                }
-                                t[k] = (NodeAmount) { c->host_nodes[0], 0 };
-                                res->n_node_pages++;
-                        }
-                        r = add_pages(&res->node_pages[k].amount, cell_pages[i], ps, e);
-                        if (r < 0)
-                                return r;
-                        r = add_pages(&res->pages, cell_pages[i], ps, e);
-                        if (r < 0)
-                                return r;
-                        done[i] = 1;
-                }
-
-                /* Node lists: cells with the same host nodes share a reservation, in the order they come. */
-                for (size_t i = 0; i < d->n_cells; i++) {
-                        const DomainCell *c = &d->cells[i];
-                        if (cell_size[i] != ps || done[i] || cell_is_exact(c) || cell_is_any(c))
-                                continue;
-                        if (!(res = needs_append(needs)))
-                                return -ENOMEM;
-                        res->page_size = ps;
-                        res->kind = PLACEMENT_NODES;
-                        res->nodes = malloc(c->n_host_nodes * sizeof(uint32_t));
-                        if (!res->nodes)
-                                return -ENOMEM;
-                        memcpy(res->nodes, c->host_nodes, c->n_host_nodes * sizeof(uint32_t));
-                        res->n_nodes = c->n_host_nodes;
-                        for (size_t j = i; j < d->n_cells; j++)
-                                if (cell_size[j] == ps && !done[j] && !cell_is_exact(&d->cells[j]) &&
-                                    !cell_is_any(&d->cells[j]) && same_nodes(c, &d->cells[j])) {
-                                        r = add_pages(&res->pages, cell_pages[j], ps, e);
-                                        if (r < 0)
-                                                return r;
-                                        done[j] = 1;
-                                }
-                }
-
-                /* Anywhere. */
-                for (size_t i = 0; i < d->n_cells; i++) {
-                        if (cell_size[i] != ps || done[i])
-                                continue;
-                        if (needs->n_reservations == first || needs->reservations[needs->n_reservations - 1].kind != PLACEMENT_ANY) {
-                                if (!(res = needs_append(needs)))
-                                        return -ENOMEM;
-                                *res = (HookReservation) { .page_size = ps, .kind = PLACEMENT_ANY };
-                        }
-                        res = &needs->reservations[needs->n_reservations - 1];
-                        r = add_pages(&res->pages, cell_pages[i], ps, e);
-                        if (r < 0)
-                                return r;
-                        done[i] = 1;
-                }
-
-                /* Names: the domain's UUID for the first of all, "UUID:<size>" for the first of another size,
-                 * "UUID:<size>.<n>" for the n-th more of one size. */
-                for (size_t i = first; i < needs->n_reservations; i++) {
-                        char suffix[24];
-                        page_size_suffix(suffix, ps);
-                        if (i == 0)
-                                snprintf(needs->reservations[i].name, sizeof(needs->reservations[i].name), "%s", d->uuid);
-                        else if (i == first)
-                                snprintf(needs->reservations[i].name, sizeof(needs->reservations[i].name), "%s:%s",
-                                         d->uuid, suffix);
-                        else
-                                snprintf(needs->reservations[i].name, sizeof(needs->reservations[i].name), "%s:%s.%zu",
-                                         d->uuid, suffix, i - first);
-                }
-        }
-        *ret = TAKE_PTR(needs);
-        return 0;
-}
-
-char *domain_needs_format(const DomainNeeds *n) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-
-        if (!f)
-                return NULL;
-        if (n->n_reservations == 0)
-                fputs("no huge pages\n", f);
-        for (size_t i = 0; i < n->n_reservations; i++) {
-                const HookReservation *r = &n->reservations[i];
-                fprintf(f, "%s page_size=%" PRIu64 " pages=%" PRIu64 " ", r->name, r->page_size, r->pages);
-                if (r->kind == PLACEMENT_ANY)
-                        fputs("any", f);
-                else if (r->kind == PLACEMENT_NODES) {
-                        fputs("nodes=", f);
-                        for (size_t j = 0; j < r->n_nodes; j++)
-                                fprintf(f, "%s%" PRIu32, j ? "," : "", r->nodes[j]);
-                } else {
-                        fputs("node_pages=", f);
-                        for (size_t j = 0; j < r->n_node_pages; j++)
-                                fprintf(f, "%s%" PRIu32 ":%" PRIu64, j ? "," : "", r->node_pages[j].node,
-                                        r->node_pages[j].amount);
-                }
-                fputc('\n', f);
-        }
-        if (fclose(f) != 0) {
-                free(buf);
-                return NULL;
-        }
-        return buf;
-}
