@@ -38,20 +38,6 @@ static int kernel_umount(const char *path) {
         return 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s) {
-        char *w = s;
-        for (char *r = s; *r; ) {
-                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-                    r[3] <= '7') {
-                        *w++ = (char) (((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-                        r += 4;
-                } else
-                        *w++ = *r++;
-        }
-        *w = '\0';
-}
-
 static int strv_push(char ***v, size_t *n, char *s) {
         char **t = realloc(*v, (*n + 2) * sizeof(char *));
         if (!t) {

@@ -207,3 +207,17 @@ uint64_t now_usec(int clock) {
         (void) clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+void unescape_octal(char *s) {
+        char *w = s;
+        for (char *r = s; *r; ) {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+                    r[3] <= '7') {
+                        *w++ = (char) (((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+                        r += 4;
+                } else
+                        *w++ = *r++;
+        }
+        *w = '\0';
+}

@@ -27,6 +27,9 @@ int parse_size(const char *s, uint64_t *ret);
 char *format_size(char *buf, size_t len, uint64_t bytes);
 
 /* The kernel's cpulist format, "0-2,5". Sorted, without duplicates; *ret_n entries. */
+/* Undoes mountinfo's \\ooo escapes (space, tab, newline, backslash) in place. */
+void unescape_octal(char *s);
+
 int parse_node_list(const char *s, uint32_t **ret, size_t *ret_n);
 
 /* Names are 1..RESERVATION_NAME_MAX characters from [A-Za-z0-9._:@+-]. */
