@@ -484,6 +484,7 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
         d->name = strndup(text(n), 256);
         if (!d->name)
                 return -ENOMEM;
+        d->id = -1;
 
         backing = child(root, "memoryBacking");
         hp = child(backing, "hugepages");
@@ -498,6 +499,14 @@ static int parse_tree(xmlNode *root, DomainDef **ret, DomainError *e) {
         r = parse_uuid(n ? text(n) : NULL, d->uuid, e);
         if (r < 0)
                 return r;
+        /* <domain id='N'>: a starting or running domain's; libvirt's directory for its huge page files has it. */
+        if (attr(root, "id") && !streq(attr(root, "id"), "-1")) {
+                uint64_t id;
+                if (parse_number(attr(root, "id"), &id) < 0 || id > INT32_MAX)
+                        return domain_error(e, -EINVAL, "domain id '%s' is not a number from 0 to %d",
+                                            attr(root, "id"), INT32_MAX);
+                d->id = (int32_t) id;
+        }
 
         n = child(root, "memory");
         if (n) {

@@ -53,6 +53,7 @@ typedef struct DomainCell {
 typedef struct DomainDef {
         char *name;
         char uuid[37];     /* lower case, 8-4-4-4-12 */
+        int32_t id;        /* <domain id='N'> of a starting or running domain, -1 when absent */
         bool hugepages;    /* <memoryBacking><hugepages> is there, or a memory device has <source><pagesize> */
         bool uses_default; /* some cell needs the host's default page size (a bare <hugepages/>) */
         DomainCell *cells; /* the guest cells, or one cell 0 with <memory> when there is no <cpu><numa> */

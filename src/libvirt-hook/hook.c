@@ -16,6 +16,7 @@
 #include "build-config.h"
 #include "bus-client.h"
 #include "domain.h"
+#include "hold.h"
 #include "macro.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@ typedef struct HookConfig {
         char *bus_address;   /* NULL: the system bus */
         uint64_t timeout_usec;
         char *pid_file_dir;
+        bool hold; /* reserve with hold and bind the held mounts where libvirt puts the domain's pages */
 } HookConfig;
 
 static HookConfig config = {
@@ -60,6 +62,11 @@ static int config_handler(void *user, const char *section, const char *key, cons
                         return 0;
                 }
                 config.timeout_usec = v * 1000000;
+        } else if (streq(key, "Hold")) {
+                if (parse_bool(value, &config.hold) < 0) {
+                        fprintf(stderr, "hugepaged: %s: Hold=%s: expected yes or no\n", path, value);
+                        return 0;
+                }
         } else if (streq(key, "PIDFileDirectory")) {
                 free(config.pid_file_dir);
                 config.pid_file_dir = strdup(value);
@@ -99,6 +106,10 @@ static int config_load(void) {
         if ((e = getenv("HUGEPAGED_HOOK_PID_DIR"))) {
                 free(config.pid_file_dir);
                 config.pid_file_dir = strdup(e);
+        }
+        if ((e = getenv("HUGEPAGED_HOOK_HOLD")) && parse_bool(e, &config.hold) < 0) {
+                fail("HUGEPAGED_HOOK_HOLD=%s: expected yes or no", e);
+                return -EINVAL;
         }
         if ((e = getenv("HUGEPAGED_HOOK_TIMEOUT_SEC"))) {
                 uint64_t v;
@@ -254,9 +265,9 @@ static void describe(const HookReservation *res, char *buf, size_t len) {
         }
 }
 
-static int call_reserve(sd_bus *bus, const HookReservation *res, sd_bus_error *error) {
+static int call_reserve(sd_bus *bus, const HookReservation *res, bool hold, sd_bus_error *error) {
         _cleanup_free_ NodeAmount *node_bytes = NULL;
-        ReserveOptions opts = { .lifetime = "explicit" };
+        ReserveOptions opts = { .lifetime = "explicit", .hold = hold };
 
         if (res->kind == PLACEMENT_NODES) {
                 opts.nodes = res->nodes;
@@ -299,21 +310,68 @@ static const char *short_reason(const HookReservation *res, const char *reason) 
         return reason;
 }
 
-/* Reserves every reservation the domain needs, all or none. */
-static int phase_prepare(sd_bus *bus, const DomainNeeds *needs) {
+/* The directory libvirt will give QEMU for res's pages, when res can be held there: Hold=yes, the domain's id
+ * is known, and no other reservation of the domain has its page size (one directory per page size). */
+static char *hold_dir(const DomainDef *def, const DomainNeeds *needs, const HookReservation *res, bool quiet) {
+        char *dir = NULL;
+        int r;
+
+        if (!config.hold)
+                return NULL;
+        for (size_t j = 0; j < needs->n_reservations; j++)
+                if (&needs->reservations[j] != res && needs->reservations[j].page_size == res->page_size) {
+                        if (!quiet)
+                                        fail("domain %s: not holding %s: another reservation has its page size",
+                                     def->name, res->name);
+                        return NULL;
+                }
+        r = hold_domain_dir(def->name, def->id, res->page_size, &dir);
+        if (r < 0 && !quiet)
+                fail("domain %s: not holding %s: %s", def->name, res->name,
+                     r == -ENOENT ? "no hugetlbfs mount of its page size" :
+                     r == -EINVAL ? "no domain id, or a name that is not ASCII" : strerror(-r));
+        return r < 0 ? NULL : dir;
+}
+
+static int bind_held(sd_bus *bus, const HookReservation *res, const char *dir, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *mount_path = NULL;
+        const char *path;
+        int r;
+
+        r = bus_call_manager(bus, "GetReservation", error, &reply, "s", res->name);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = sd_bus_get_property_string(bus, HP_BUS_NAME, path, HP_BUS_IFACE_RESERVATION, "MountPath", error,
+                                               &mount_path);
+        if (r < 0)
+                return r;
+        if (!*mount_path)
+                return 0; /* reserved without hold (Hold= changed since "prepare"): nothing to bind */
+        r = hold_bind(mount_path, dir);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "cannot bind %s on %s: %s", mount_path, dir,
+                                               strerror(-r));
+        return 0;
+}
+
+/* Reserves every reservation the domain needs, all or none; with Hold=yes, held (bound at "start"). */
+static int phase_prepare(sd_bus *bus, const DomainDef *def, const DomainNeeds *needs) {
         for (size_t i = 0; i < needs->n_reservations; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 const HookReservation *res = &needs->reservations[i];
+                _cleanup_free_ char *dir = hold_dir(def, needs, res, false);
                 char what[256], reason[512];
                 int r;
 
-                r = call_reserve(bus, res, &error);
+                r = call_reserve(bus, res, dir != NULL, &error);
                 /* A domain runs once: a reservation by its name before it starts is left from an earlier run. */
                 if (r < 0 && bus_error_kind(&error, r) == BUS_ERROR_EXISTS) {
                         sd_bus_error_free(&error);
                         r = call_release(bus, res->name, &error);
                         if (r >= 0)
-                                r = call_reserve(bus, res, &error);
+                                r = call_reserve(bus, res, dir != NULL, &error);
                 }
                 if (r < 0) {
                         describe(res, what, sizeof(what));
@@ -323,6 +381,28 @@ static int phase_prepare(sd_bus *bus, const DomainNeeds *needs) {
                                 (void) call_release(bus, needs->reservations[j].name, &e2);
                         }
                         fail("cannot reserve %s: %s", what, short_reason(res, reason));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Binds the held reservations on the directories libvirt made for QEMU's huge page files, before QEMU runs. */
+static int phase_hold(sd_bus *bus, const DomainDef *def, const DomainNeeds *needs) {
+        for (size_t i = 0; i < needs->n_reservations; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                const HookReservation *res = &needs->reservations[i];
+                _cleanup_free_ char *dir = hold_dir(def, needs, res, true);
+                char reason[512];
+                int r;
+
+                if (!dir)
+                        continue;
+                r = bind_held(bus, res, dir, &error);
+                if (r < 0) {
+                        (void) hold_unbind_domain(def->name);
+                        fail("cannot hold the pages of %s for QEMU: %s", res->name,
+                             bus_reason(&error, r, reason, sizeof(reason)));
                         return r;
                 }
         }
@@ -347,7 +427,7 @@ static int phase_bind(sd_bus *bus, const DomainDef *def, const DomainNeeds *need
                 r = bus_call_manager(bus, "GetReservation", &error, &reply, "s", res->name);
                 if (r < 0 && bus_error_kind(&error, r) == BUS_ERROR_NOT_FOUND) {
                         sd_bus_error_free(&error);
-                        r = call_reserve(bus, res, &error);
+                        r = call_reserve(bus, res, false, &error);
                         if (r < 0) {
                                 describe(res, what, sizeof(what));
                                 fail("cannot reserve %s: %s", what,
@@ -380,6 +460,10 @@ static int phase_release(sd_bus *bus, const DomainDef *def) {
         const char *name;
         int r;
 
+        /* The bind mounts first: they keep a held reservation's pages reserved after hugepaged unmounts it. */
+        r = hold_unbind_domain(def->name);
+        if (r < 0)
+                fail("cannot unmount the held huge pages of domain %s: %s", def->name, strerror(-r));
         r = bus_call_manager(bus, "ListReservations", &error, &reply, NULL);
         if (r < 0) {
                 fail("cannot release the huge pages of domain %s: %s", def->name,
@@ -415,11 +499,13 @@ static int phase_release(sd_bus *bus, const DomainDef *def) {
         return 0;
 }
 
-typedef enum Phase { PHASE_NONE, PHASE_PREPARE, PHASE_BIND, PHASE_RELEASE } Phase;
+typedef enum Phase { PHASE_NONE, PHASE_PREPARE, PHASE_HOLD, PHASE_BIND, PHASE_RELEASE } Phase;
 
 static Phase phase_from_args(const char *op, const char *subop) {
         if (streq(op, "prepare") && streq(subop, "begin"))
                 return PHASE_PREPARE;
+        if (streq(op, "start") && streq(subop, "begin"))
+                return PHASE_HOLD;
         if ((streq(op, "started") || streq(op, "reconnect")) && streq(subop, "begin"))
                 return PHASE_BIND;
         if (streq(op, "release") && streq(subop, "end"))
@@ -441,9 +527,10 @@ static int run(int argc, char **argv) {
 
         if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
                 printf("%s DOMAIN OPERATION SUB-OPERATION EXTRA < domain.xml\n\n"
-                       "The libvirt qemu hook of hugepaged: reserves the domain's huge pages at 'prepare begin', binds\n"
-                       "them to QEMU at 'started begin' and 'reconnect begin', releases them at 'release end'.\n"
-                       "Configuration: %s (BusAddress=, TimeoutSec=, PIDFileDirectory=).\n",
+                       "The libvirt qemu hook of hugepaged: reserves the domain's huge pages at 'prepare begin', with\n"
+                       "Hold=yes mounts them where QEMU finds them at 'start begin', binds them to QEMU at 'started begin'\n"
+                       "and 'reconnect begin', releases them at 'release end'.\n"
+                       "Configuration: %s (BusAddress=, TimeoutSec=, PIDFileDirectory=, Hold=).\n",
                        program_invocation_short_name, HOOK_CONFIG_FILE);
                 return 0;
         }
@@ -497,7 +584,10 @@ static int run(int argc, char **argv) {
 
         switch (phase) {
         case PHASE_PREPARE:
-                r = phase_prepare(bus, needs);
+                r = phase_prepare(bus, def, needs);
+                break;
+        case PHASE_HOLD:
+                r = config.hold ? phase_hold(bus, def, needs) : 0;
                 break;
         case PHASE_BIND:
                 r = phase_bind(bus, def, needs);

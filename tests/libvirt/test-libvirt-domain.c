@@ -85,6 +85,24 @@ static void test_suffix(void) {
         g_assert_cmpstr(buf, ==, "1000B");
 }
 
+/* <domain id=>: the id of a starting domain, -1 for a defined one or id='-1'. */
+static void test_domain_id(void) {
+        static const struct { const char *attr; int32_t id; } cases[] = {
+                { "", -1 }, { " id='-1'", -1 }, { " id='0'", 0 }, { " id='6'", 6 }, { " id='2147483647'", INT32_MAX },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *xml = g_strdup_printf(
+                        "<domain%s><name>vm</name><uuid>c7a5fdbd-cdaf-9455-926a-d65c16db1809</uuid>"
+                        "<memory unit='MiB'>64</memory><memoryBacking><hugepages/></memoryBacking></domain>",
+                        cases[i].attr);
+                DomainDef *d = NULL;
+                DomainError e = {};
+                g_assert_cmpint(domain_parse(xml, strlen(xml), &d, &e), ==, 0);
+                g_assert_cmpint(d->id, ==, cases[i].id);
+                domain_def_free(d);
+        }
+}
+
 /* g_ptr_array_sort() hands the comparator pointers to the elements, not the elements. */
 static gint compare_paths(gconstpointer a, gconstpointer b) {
         return g_strcmp0(*(const char *const *) a, *(const char *const *) b);
@@ -127,5 +145,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/libvirt-domain/too-big", test_too_big);
         g_test_add_func("/libvirt-domain/deep", test_deep);
         g_test_add_func("/libvirt-domain/suffix", test_suffix);
+        g_test_add_func("/libvirt-domain/domain-id", test_domain_id);
         return g_test_run();
 }

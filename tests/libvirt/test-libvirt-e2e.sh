@@ -65,6 +65,9 @@ cleanup() {
                 virsh -q undefine "$d" >/dev/null 2>&1
         done
         stop_pid "$libvirtd_pid" libvirtd
+        # Bind mounts of held reservations a failure left (the release hook takes them down otherwise).
+        findmnt -rn -t hugetlbfs -o TARGET,SOURCE | awk '$2 == "hugepaged" && $1 ~ /\/libvirt\/qemu\/[0-9]+-hpd-e2e-/ {print $1}' |
+                while read -r m; do umount -l "$m"; rmdir "$m"; done
         # A QEMU that outlived libvirtd (a failure in step 8) is stopped by its pid file.
         for d in "${domains[@]}"; do
                 [ -s "/run/libvirt/qemu/$d.pid" ] || continue
@@ -259,7 +262,7 @@ virtlogd_pid=$(cat "$work/virtlogd.pid")
 start_libvirtd
 show "baseline"
 # Guests of this test left by an earlier run that was killed before it could clean up.
-for d in hpd-e2e-a hpd-e2e-b hpd-e2e-huge hpd-e2e-dimm; do
+for d in hpd-e2e-a hpd-e2e-b hpd-e2e-huge hpd-e2e-dimm hpd-e2e-held; do
         virsh -q destroy "$d" >/dev/null 2>&1 || true
         virsh -q undefine "$d" >/dev/null 2>&1 || true
 done
@@ -393,5 +396,40 @@ expect_bound hpd-e2e-dimm "$dimm_pages"
 virsh destroy hpd-e2e-dimm
 expect_nr "9 destroyed hpd-e2e-dimm" "$base_nr"
 expect_no_reservation "$uuid_dimm"
+
+# ---- 10. Hold=yes: the guest runs on kernel-held pages, bind-mounted where libvirt puts its hugepage files ----
+# The hook reserves with hold; hugepaged mounts a hugetlbfs with min_size of the reservation; the hook binds it on
+# <2 MiB hugetlbfs mount>/libvirt/qemu/<id>-<name> before libvirt makes that directory, and libvirt leaves an
+# existing directory as it is: QEMU's memory-backend-file is created in the held mount and preallocated from it.
+printf '[Hook]\nBusAddress=%s\nTimeoutSec=120\nHold=yes\n' "$bus_address" > "$hook_conf"
+define hpd-e2e-held $guest_mib
+uuid_held=$(uuid_of hpd-e2e-held)
+virsh start --paused hpd-e2e-held
+expect_nr "10 started hpd-e2e-held paused, held" $((base_nr + guest_pages))
+expect_bound hpd-e2e-held
+pid=$(qemu_pid hpd-e2e-held)
+id=$(virsh domid hpd-e2e-held | sed -n 1p)
+held_mount=$(reservation_prop "$uuid_held" MountPath)
+[ -n "$held_mount" ] || die "the reservation of hpd-e2e-held is not held (no MountPath)"
+lv_mnt=$(findmnt -rn -t hugetlbfs -o TARGET,SOURCE,OPTIONS | awk '$2 != "hugepaged" && $3 ~ /pagesize=2M/ {print $1; exit}')
+held_dir=$lv_mnt/libvirt/qemu/$id-hpd-e2e-held
+findmnt -n -o TARGET,SOURCE,FSTYPE,OPTIONS "$held_dir" | sed 's/^/    /'
+findmnt -n -o OPTIONS "$held_dir" | grep -q "min_size=$((guest_mib << 20))" ||
+        die "no held hugetlbfs (min_size=$guest_mib MiB) is mounted on $held_dir"
+tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o '"qom-type":"memory-backend[^}]*}' | sed 's/^/    /' >"$work/backends"
+cat "$work/backends"
+grep -q "mem-path\":\"$held_dir\"" "$work/backends" || die "QEMU of hpd-e2e-held does not use $held_dir"
+# The held mount's own count: all its pages are QEMU's (statfs: total and free 2 MiB blocks).
+read -r blocks bfree <<<"$(stat -f -c '%b %f' "$held_dir")"
+log "    held mount $held_mount bound on $held_dir: $blocks pages, $bfree free;" \
+        "owner $(stat -c %U:%G "$held_dir"); kernel: $(grep -E '^HugePages_(Free|Rsvd)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+[ "$blocks" = "$guest_pages" ] && [ "$bfree" = 0 ] ||
+        die "QEMU did not fault its $guest_pages pages in the held mount ($bfree of $blocks free)"
+virsh destroy hpd-e2e-held
+expect_nr "10 destroyed hpd-e2e-held" "$base_nr"
+expect_no_reservation "$uuid_held"
+! findmnt -n "$held_dir" >/dev/null || die "the held mount is still bound on $held_dir"
+! findmnt -n "$held_mount" >/dev/null || die "hugepaged's held mount $held_mount is still mounted"
+[ ! -e "$held_dir" ] || die "$held_dir is left behind"
 
 log "PASS"
